@@ -1,0 +1,104 @@
+"""Plain values that cross the protocol boundary: requests, parse failures, limits.
+
+Requests are slotted and cheap to build: the server makes one per command on its hot path.
+"""
+
+from __future__ import annotations
+
+MAX_KEY_LENGTH = 250
+#: A line with no newline after this many bytes closes the connection (unless it is a get).
+MAX_LINE_LENGTH = 2048
+#: memcached tokenizes at most this many tokens (the last one keeps the rest of the line).
+MAX_TOKENS = 24
+#: Largest value length a storage command may announce (memcached: INT_MAX - 2).
+MAX_VALUE_LENGTH = 2**31 - 1 - 2
+
+STORAGE_COMMANDS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
+RETRIEVAL_COMMANDS = frozenset((b"get", b"gets", b"gat", b"gats", b"bget"))
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: next_event() result when more bytes are needed.
+NEED_DATA = _Marker("NEED_DATA")
+
+
+class Request:
+    """One parsed command.
+
+    ``command`` is the wire name (``b"get"``); ``keys`` holds every key (one for single-key
+    commands); ``args`` keeps the raw tokens after the command for admin commands.
+    """
+
+    __slots__ = ("command", "keys", "flags", "exptime", "data", "cas_unique", "delta",
+                 "noreply", "args")
+
+    def __init__(self, command: bytes, keys: list[bytes] | None = None, flags: int = 0,
+                 exptime: int = 0, data: bytes | None = None, cas_unique: int = 0,
+                 delta: int = 0, noreply: bool = False,
+                 args: tuple[bytes, ...] | list[bytes] = ()) -> None:
+        self.command = command
+        self.keys = keys if keys is not None else []
+        self.flags = flags
+        self.exptime = exptime
+        self.data = data
+        self.cas_unique = cas_unique
+        self.delta = delta
+        self.noreply = noreply
+        self.args = args
+
+    @property
+    def key(self) -> bytes:
+        return self.keys[0]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__
+                           if getattr(self, name) not in (None, 0, False, (), []))
+        return f"Request({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+
+class Invalid:
+    """A command that failed to parse: the reply line memcached sends, and what else it does.
+
+    ``unlink_key``: a too-large or unstorable ``set`` also removes the old value.
+    ``drop_pending``: memcached drops replies still queued from the same read (get with a key
+    over 250 bytes). ``store_failure``: "too_large" or "no_memory", for stats.
+    """
+
+    __slots__ = ("line", "noreply", "unlink_key", "drop_pending", "store_failure")
+
+    def __init__(self, line: bytes, noreply: bool = False, unlink_key: bytes | None = None,
+                 drop_pending: bool = False, store_failure: str | None = None) -> None:
+        self.line = line
+        self.noreply = noreply
+        self.unlink_key = unlink_key
+        self.drop_pending = drop_pending
+        self.store_failure = store_failure
+
+    def __repr__(self) -> str:
+        return f"Invalid({self.line!r}, noreply={self.noreply})"
+
+
+class Close:
+    """The connection must be closed (quit, HTTP request, runaway line, binary protocol)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Close({self.reason!r})"

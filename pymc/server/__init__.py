@@ -1,0 +1,1 @@
+"""pymc-server: the gevent shell around the cache, with memcached's command line."""

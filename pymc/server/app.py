@@ -1,0 +1,368 @@
+"""The gevent shell: listen, accept, read, dispatch, write. Nothing else touches sockets.
+
+Connections are driven by callbacks on the hub's loop (``loop.io`` watchers) rather than a
+greenlet each: measured here, that is ~3x faster for small requests. One read takes up to
+256 KB, every complete command in it is answered, and the replies go out in one send.
+Output is bounded: past OUTPUT_HIGH_WATER unsent bytes, the connection stops reading and
+parsing until the peer has taken them.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+import gevent
+import gevent.event
+
+from ..protocol.connection import NEED_DATA, ServerConnection, is_binary_protocol
+from ..storage.cache import Cache, CacheSettings
+from ..storage.clock import SystemClock
+from .dispatch import Dispatcher
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024
+OUTPUT_HIGH_WATER = 4 * 1024 * 1024
+ACCEPTS_PER_EVENT = 64
+MAINTENANCE_SECONDS = 0.25
+TOO_MANY = b"ERROR Too many open connections\r\n"
+
+
+class Connection:
+    __slots__ = ("server", "sock", "fd", "parser", "handlers", "reader", "writer", "pending",
+                 "paused", "closing", "closed", "first", "last_active", "peer", "listen_addr",
+                 "__weakref__")
+
+    def __init__(self, server: "Server", sock: socket.socket, peer, listen_addr: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.listen_addr = listen_addr
+        self.parser = ServerConnection(max_value_length=server.settings.item_size_max)
+        if server.settings.auth_file:
+            self.parser.authenticated = False
+        self.handlers = server.dispatcher.handlers
+        loop = server.loop
+        self.reader = loop.io(self.fd, 1)
+        self.writer = loop.io(self.fd, 2)
+        self.pending: list[bytes] = []  # bytes accepted for sending but not yet sent
+        self.paused = False  # input left unparsed until pending output drains
+        self.closing = False
+        self.closed = False
+        self.first = True
+        self.last_active = time.monotonic()
+        self.reader.start(self.on_readable)
+
+    # -- input --------------------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()
+            return
+        server = self.server
+        server.bytes_read += len(data)
+        if server.idle_timeout:
+            self.last_active = time.monotonic()
+        if self.first:
+            self.first = False
+            if server.settings.protocol == "binary" or is_binary_protocol(data):
+                logger.warning("closing %s: the binary protocol is not supported; "
+                               "use the text or meta protocol", self.peer)
+                self.close()
+                return
+        self.parser.receive_data(data)
+        self.process()
+
+    def process(self) -> None:
+        """Answer every complete command buffered, stopping early if output backs up."""
+        out: list[bytes] = []
+        next_event = self.parser.next_event
+        handlers = self.handlers
+        close = False
+        while True:
+            event = next_event()
+            if event is NEED_DATA:
+                break
+            if handlers[event.command](event, out, self):
+                close = True
+                break
+            if len(out) > 64 and sum(map(len, out)) > OUTPUT_HIGH_WATER:
+                self.write(out)
+                out = []
+                if self.pending:
+                    self.paused = True
+                    self.reader.stop()
+                    break
+        if out:
+            self.write(out)
+        if close:
+            self.closing = True
+            if not self.pending:
+                self.close()
+            else:
+                self.reader.stop()
+
+    def drop_pending(self, out: list) -> None:
+        """memcached drops replies queued from the same read on some errors."""
+        out.clear()
+
+    # -- output -------------------------------------------------------------------------------
+
+    def write(self, out: list[bytes]) -> None:
+        data = out[0] if len(out) == 1 else b"".join(out)
+        if self.pending:
+            self.pending.append(data)
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        self.server.bytes_written += sent
+        if sent < len(data):
+            self.pending.append(data[sent:])
+            self.reader.stop()
+            self.writer.start(self.on_writable)
+
+    def on_writable(self) -> None:
+        pending = self.pending
+        while pending:
+            data = pending[0]
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.close()
+                return
+            self.server.bytes_written += sent
+            if sent < len(data):
+                pending[0] = data[sent:]
+                return
+            pending.pop(0)
+        self.writer.stop()
+        if self.closing:
+            self.close()
+            return
+        if self.paused:
+            self.paused = False
+            self.process()
+        if not self.pending and not self.paused and not self.closed:
+            self.reader.start(self.on_readable)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.reader.stop()
+        self.writer.stop()
+        self.reader.close()
+        self.writer.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.forget(self)
+
+
+class Server:
+    """A pymc-server: one Cache, its listeners and connections, on the current gevent hub."""
+
+    def __init__(self, settings: Settings, clock=None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.cache = Cache(CacheSettings(
+            limit_bytes=settings.limit_bytes, item_size_max=settings.item_size_max,
+            growth_factor=settings.growth_factor, chunk_size=settings.chunk_size,
+            slab_chunk_max=settings.slab_chunk_max, cas_enabled=settings.cas_enabled,
+            evict=settings.evict), self.clock)
+        table = self.cache.table
+        table.hot_lru_pct, table.warm_lru_pct = settings.hot_lru_pct, settings.warm_lru_pct
+        table.hot_max_factor = settings.hot_max_factor
+        table.warm_max_factor = settings.warm_max_factor
+        self.dispatcher = Dispatcher(self.cache, settings, self)
+        self.loop = gevent.get_hub().loop
+        self.listeners: list[tuple[socket.socket, object, str]] = []
+        self.connections: dict[int, Connection] = {}
+        self.port = settings.port
+        self.accepting = True
+        self.detail_enabled = False
+        self.idle_timeout = settings.idle_timeout
+        self._stopped = gevent.event.Event()
+        self._timer = None
+        self.reset_counters()
+        self.total_connections = 0
+
+    def reset_counters(self) -> None:
+        self.rejected_connections = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.auth_cmds = 0
+        self.auth_errors = 0
+        self.idle_kicks = 0
+        self.listen_disabled_num = 0
+
+    @property
+    def curr_connections(self) -> int:
+        return len(self.connections)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.settings
+        if settings.unix_socket:
+            self._listen_unix(settings.unix_socket)
+        else:
+            for host in _split_hosts(settings.listen):
+                self._listen_tcp(host, settings.port)
+        self._timer = self.loop.timer(MAINTENANCE_SECONDS, MAINTENANCE_SECONDS)
+        self._timer.start(self._maintain)
+        if settings.udp_port:
+            logger.warning("UDP is not supported; ignoring -U %d", settings.udp_port)
+        if settings.verbosity > 1:
+            for sock, _, _ in self.listeners:
+                print("<%d server listening (%s)" % (sock.fileno(), {
+                    "auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}[
+                        settings.protocol]), file=sys.stderr, flush=True)
+
+    def _listen_tcp(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(self.settings.backlog)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        self._add_listener(sock, "tcp:%s:%d" % (host, self.port))
+
+    def _listen_unix(self, path: str) -> None:
+        if os.path.exists(path):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(self.settings.backlog)
+        sock.setblocking(False)
+        self._add_listener(sock, "unix:%s" % path)
+
+    def _add_listener(self, sock: socket.socket, name: str) -> None:
+        watcher = self.loop.io(sock.fileno(), 1)
+        watcher.start(self._on_accept, sock, name)
+        self.listeners.append((sock, watcher, name))
+
+    def serve_forever(self) -> None:
+        self._stopped.wait()
+
+    def request_shutdown(self, graceful: bool = False) -> None:
+        gevent.get_hub().loop.run_callback(self.stop)
+
+    def stop(self) -> None:
+        for sock, watcher, _ in self.listeners:
+            watcher.stop()
+            watcher.close()
+            sock.close()
+        self.listeners = []
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        for conn in list(self.connections.values()):
+            conn.close()
+        if self.settings.unix_socket and os.path.exists(self.settings.unix_socket):
+            os.unlink(self.settings.unix_socket)
+        self._stopped.set()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _on_accept(self, listener: socket.socket, name: str) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    logger.error("too many open files; raise the limit (ulimit -n)")
+                    self.listen_disabled_num += 1
+                return
+            self.total_connections += 1
+            if len(self.connections) >= self.settings.max_connections:
+                # memcached's maxconns_fast: tell the client and hang up.
+                self.rejected_connections += 1
+                try:
+                    sock.send(TOO_MANY)
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, peer, name)
+            self.connections[conn.fd] = conn
+            if self.settings.verbosity > 1:
+                print("<%d new auto-negotiating client connection" % conn.fd,
+                      file=sys.stderr, flush=True)
+
+    def forget(self, conn: Connection) -> None:
+        if self.connections.get(conn.fd) is conn:
+            del self.connections[conn.fd]
+            if self.settings.verbosity > 1:
+                print("<%d connection closed." % conn.fd, file=sys.stderr, flush=True)
+
+    def connection_stats(self) -> list[tuple[str, object]]:
+        pairs: list[tuple[str, object]] = []
+        now = time.monotonic()
+        for sock, _, name in self.listeners:
+            pairs += [(f"{sock.fileno()}:addr", name), (f"{sock.fileno()}:state",
+                                                         "conn_listening")]
+        for fd, conn in sorted(self.connections.items()):
+            peer = conn.peer
+            addr = "tcp:%s:%d" % peer[:2] if isinstance(peer, tuple) else "unix:%s" % peer
+            pairs += [(f"{fd}:addr", addr), (f"{fd}:listen_addr", conn.listen_addr),
+                      (f"{fd}:state", "conn_parse_cmd"),
+                      (f"{fd}:secs_since_last_cmd", int(now - conn.last_active))]
+        return pairs
+
+    def _maintain(self) -> None:
+        try:
+            self.cache.maintain()
+        except Exception:  # noqa: BLE001 - the maintainer must never stop the server
+            logger.exception("cache maintenance failed")
+        if self.idle_timeout:
+            limit = time.monotonic() - self.idle_timeout
+            for conn in list(self.connections.values()):
+                if conn.last_active < limit:
+                    self.idle_kicks += 1
+                    conn.close()
+
+
+def _split_hosts(listen: str) -> list[str]:
+    hosts = []
+    for part in listen.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            hosts.append(part)
+    return hosts or ["127.0.0.1"]
+
+
+def install_signal_handlers(server: Server) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        gevent.signal_handler(signum, server.stop)

@@ -1,0 +1,428 @@
+"""Cache: memcached's item commands over the item table, with memcached's counters.
+
+Semantics follow memcached 1.6.18: relative/absolute/negative exptimes, one global CAS counter
+(-C disables it), 64-bit incr/decr with in-place space padding, append/prepend keeping flags,
+flush_all with a delay (memcached's oldest_live/oldest_cas rules), lazy expiry on access plus
+a crawler. Results are small ints (STORED, ...); the server maps them to reply lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .clock import Clock, realtime
+from .items import ACTIVE, LRU_IDS, SEGMENT_MASK, ItemTable
+from .slabs import PAGE_BYTES, Slabs, item_size
+
+STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
+DELETED, TOUCHED, NON_NUMERIC = range(6, 9)
+
+U64 = 2**64
+NEVER = 2**62
+VALUE_PREFIX = b"VALUE "
+
+GLOBAL_COUNTERS = (
+    "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "get_misses", "get_expired",
+    "get_flushed", "delete_misses", "incr_misses", "decr_misses", "cas_misses",
+    "touch_misses", "store_too_large", "store_no_memory", "total_items",
+    "crawler_reclaimed", "crawler_items_checked", "lru_maintainer_juggles",
+    "lru_crawler_starts",
+)
+
+
+@dataclass
+class CacheSettings:
+    limit_bytes: int = 64 * 1024 * 1024
+    item_size_max: int = 1024 * 1024
+    growth_factor: float = 1.25
+    chunk_size: int = 48
+    slab_chunk_max: int = PAGE_BYTES // 2
+    cas_enabled: bool = True
+    evict: bool = True
+
+
+def value_block(flags: int, data: bytes) -> bytes:
+    """What a hit sends after ``VALUE <key>``: `` <flags> <bytes>\\r\\n<data>\\r\\n``."""
+    return b"".join((b" %d %d\r\n" % (flags, len(data)), data, b"\r\n"))
+
+
+def parse_block(block: bytes) -> tuple[int, bytes]:
+    """(flags, data) back from a value block."""
+    end = block.index(b"\r\n")
+    flags = int(block[1:end].split(b" ", 1)[0])
+    return flags, block[end + 2:-2]
+
+
+class Cache:
+    def __init__(self, settings: CacheSettings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.slabs = Slabs(settings.limit_bytes, settings.growth_factor, settings.chunk_size,
+                           settings.slab_chunk_max, settings.item_size_max)
+        self.table = ItemTable(self.slabs, evict=settings.evict)
+        self.cas_enabled = settings.cas_enabled
+        self.cas_counter = 0
+        self.oldest_live = 0
+        self.oldest_cas = 0
+        self.flush_check = False       # lazy flush test needed on access
+        self._flush_cleared = True     # the pending flush already dropped older items
+        self._window: list[int] = []  # slots stored while flush_check was on
+        self._wake_at = NEVER
+        self._crawl_pos = 0
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        for name in GLOBAL_COUNTERS:
+            setattr(self, name, 0)
+        table = self.table
+        table.segment_hits = [0] * LRU_IDS
+        for counters in table.counters:
+            counters.__init__()  # type: ignore[misc]
+        table.evictions_total = 0
+        table.reclaimed_total = 0
+
+    # -- time, CAS and flush ---------------------------------------------------------------------
+
+    def now(self) -> int:
+        now = self.clock.now()
+        if now >= self._wake_at:
+            self._wake(now)
+        return now
+
+    def next_cas(self) -> int:
+        if not self.cas_enabled:
+            return 0
+        self.cas_counter += 1
+        return self.cas_counter
+
+    def is_flushed(self, slot: int, now: int) -> bool:
+        oldest = self.oldest_live
+        if not self.flush_check or oldest == 0 or oldest > now:
+            return False
+        table = self.table
+        if table.atime[slot] <= oldest:
+            return True
+        cas = table.cas[slot]
+        return self.oldest_cas != 0 and cas != 0 and cas < self.oldest_cas
+
+    def flush_all(self, delay: int = 0) -> None:
+        """memcached's flush_all [delay]: items last touched before the flush time go."""
+        now = self.clock.now()
+        self.cmd_flush += 1
+        new_oldest = realtime(delay, self.clock) if delay > 0 else now
+        if self.cas_enabled:
+            self.oldest_live = new_oldest - 1
+            if self.oldest_live <= now:
+                self.oldest_cas = self.next_cas()
+        else:
+            self.oldest_live = new_oldest
+        self._flush_cleared = False
+        self._wake_at = self.oldest_live
+        self.now()
+
+    def _wake(self, now: int) -> None:
+        oldest = self.oldest_live
+        if not self._flush_cleared and oldest and oldest <= now:
+            # Every item present now was last touched at or before oldest_live.
+            self.table.clear()
+            self._crawl_pos = 0
+            self._flush_cleared = True
+            self.flush_check = True
+            self._window = []
+        if self.flush_check and now > oldest:
+            # Items stored during the flush second are flushed too (memcached's rule).
+            table = self.table
+            for slot in self._window:
+                if table.keys[slot] is not None and self.is_flushed(slot, now):
+                    table.remove(slot)
+            self._window = []
+            self.flush_check = False
+        if not self._flush_cleared:
+            self._wake_at = oldest
+        elif self.flush_check:
+            self._wake_at = oldest + 1
+        else:
+            self._wake_at = NEVER
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def find(self, key: bytes, now: int) -> int:
+        """The live slot for a key, or -1; expired or flushed items are removed on the way."""
+        table = self.table
+        slot = table.index.get(key)
+        if slot is None:
+            return -1
+        exptime = table.exptime[slot]
+        if exptime and exptime <= now:
+            table.remove(slot)
+            self.get_expired += 1
+            return -1
+        if self.flush_check and self.is_flushed(slot, now):
+            table.remove(slot)
+            self.get_flushed += 1
+            return -1
+        return slot
+
+    def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
+        """Append ``VALUE`` blocks for the hits to ``out``; returns the number of hits."""
+        now = self.now()
+        table = self.table
+        index_get = table.index.get
+        blobs = table.blobs
+        exptimes = table.exptime
+        bits = table.bits
+        classes = table.cls
+        segment_hits = table.segment_hits
+        flush_check = self.flush_check
+        append = out.append
+        hits = 0
+        for key in keys:
+            slot = index_get(key)
+            if slot is None:
+                continue
+            exptime = exptimes[slot]
+            if (exptime and exptime <= now) or (flush_check and self.is_flushed(slot, now)):
+                self.find(key, now)  # removes it and counts get_expired / get_flushed
+                continue
+            if with_cas:
+                block = blobs[slot]
+                end = block.index(b"\r\n")  # type: ignore[union-attr]
+                append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, block[:end],  # type: ignore
+                                         table.cas[slot], block[end:]))  # type: ignore
+            else:
+                append(VALUE_PREFIX + key + blobs[slot])  # type: ignore[operator]
+            hits += 1
+            item_bits = bits[slot]
+            segment_hits[classes[slot] * 4 + (item_bits & SEGMENT_MASK)] += 1
+            if not item_bits & ACTIVE:
+                table.bump(slot, now)
+        self.cmd_get += len(keys)
+        self.get_misses += len(keys) - hits
+        return hits
+
+    def get_and_touch_into(self, keys: list[bytes], exptime: int, out: list[bytes],
+                           with_cas: bool = False) -> int:
+        """gat/gats: like get, setting a new exptime on every hit (counted as touches)."""
+        now = self.now()
+        new_exptime = realtime(exptime, self.clock)
+        table = self.table
+        hits = 0
+        for key in keys:
+            slot = self.find(key, now)
+            self.cmd_touch += 1
+            if slot < 0:
+                self.touch_misses += 1
+                continue
+            table.exptime[slot] = new_exptime
+            table.counters[table.cls[slot]].touch_hits += 1
+            block = table.blobs[slot]
+            if with_cas:
+                end = block.index(b"\r\n")  # type: ignore[union-attr]
+                out.append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, block[:end],  # type: ignore
+                                             table.cas[slot], block[end:]))  # type: ignore
+            else:
+                out.append(VALUE_PREFIX + key + block)  # type: ignore[operator]
+            table.bump(slot, now)
+            hits += 1
+        return hits
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
+              cas_unique: int = 0) -> int:
+        """set/add/replace/append/prepend/cas. Returns STORED, NOT_STORED, EXISTS, NOT_FOUND,
+        TOO_LARGE or NO_MEMORY."""
+        now = self.now()
+        table = self.table
+        self.cmd_set += 1
+        total = item_size(len(key), len(data), flags, self.cas_enabled)
+        if self.slabs.class_for(total) == 0:
+            self.store_too_large += 1
+            if command == b"set":
+                self.delete_quietly(key, now)
+            return TOO_LARGE
+        old = self.find(key, now)
+        self.table.counters[self.slabs.class_for(total)].cmd_set += 1
+        if command == b"set":
+            pass
+        elif command == b"add":
+            if old >= 0:
+                table.atime[old] = now  # memcached: a failed add refreshes the item's time
+                return NOT_STORED
+        elif command == b"replace":
+            if old < 0:
+                return NOT_STORED
+        elif command == b"cas":
+            if old < 0:
+                self.cas_misses += 1
+                return NOT_FOUND
+            if table.cas[old] != cas_unique:
+                table.counters[table.cls[old]].cas_badval += 1
+                return EXISTS
+            table.counters[table.cls[old]].cas_hits += 1
+        else:  # append / prepend keep the old flags and exptime
+            if old < 0:
+                return NOT_STORED
+            old_flags, old_data = parse_block(table.blobs[old])  # type: ignore[arg-type]
+            data = old_data + data if command == b"append" else data + old_data
+            flags = old_flags
+            exptime_rel = table.exptime[old]
+            total = item_size(len(key), len(data), flags, self.cas_enabled)
+            if self.slabs.class_for(total) == 0:
+                self.store_too_large += 1
+                return TOO_LARGE
+            return self._write(key, flags, exptime_rel, data, total, old, now)
+        return self._write(key, flags, realtime(exptime, self.clock), data, total, old, now)
+
+    def _write(self, key: bytes, flags: int, exptime_rel: int, data: bytes, total: int,
+               old: int, now: int) -> int:
+        table = self.table
+        class_id = self.slabs.class_for(total)
+        chunks = self.slabs.chunks_for(class_id, total)
+        table.pinned = old
+        try:
+            allocated = table.allocate(class_id, chunks, now, self.is_flushed)
+        finally:
+            table.pinned = -1
+        if not allocated:
+            self.store_no_memory += 1
+            return NO_MEMORY
+        old = table.index.get(key, -1)
+        if old >= 0:
+            table.remove(old)
+        slot = table.new_slot(key, value_block(flags, data), total, class_id, exptime_rel,
+                              self.next_cas(), now)
+        self.total_items += 1
+        if self.flush_check:
+            self._window.append(slot)
+        return STORED
+
+    def delete_quietly(self, key: bytes, now: int) -> None:
+        slot = self.table.index.get(key)
+        if slot is not None:
+            self.table.remove(slot)
+
+    def delete(self, key: bytes) -> int:
+        now = self.now()
+        slot = self.find(key, now)
+        if slot < 0:
+            self.delete_misses += 1
+            return NOT_FOUND
+        table = self.table
+        table.counters[table.cls[slot]].delete_hits += 1
+        table.remove(slot)
+        return DELETED
+
+    def touch(self, key: bytes, exptime: int) -> int:
+        now = self.now()
+        self.cmd_touch += 1
+        slot = self.find(key, now)
+        if slot < 0:
+            self.touch_misses += 1
+            return NOT_FOUND
+        table = self.table
+        table.exptime[slot] = realtime(exptime, self.clock)
+        table.counters[table.cls[slot]].touch_hits += 1
+        table.bump(slot, now)
+        return TOUCHED
+
+    def arithmetic(self, key: bytes, incr: bool, delta: int) -> tuple[int, int]:
+        """incr/decr: (STORED, new value), (NOT_FOUND, 0), (NON_NUMERIC, 0) or (NO_MEMORY, 0)."""
+        now = self.now()
+        table = self.table
+        slot = self.find(key, now)
+        if slot < 0:
+            if incr:
+                self.incr_misses += 1
+            else:
+                self.decr_misses += 1
+            return NOT_FOUND, 0
+        flags, data = parse_block(table.blobs[slot])  # type: ignore[arg-type]
+        value = parse_counter(data)
+        if value is None:
+            return NON_NUMERIC, 0
+        counters = table.counters[table.cls[slot]]
+        if incr:
+            value = (value + delta) % U64
+            counters.incr_hits += 1
+        else:
+            value = value - delta if delta < value else 0
+            counters.decr_hits += 1
+        digits = b"%d" % value
+        if len(digits) <= len(data):
+            # memcached rewrites in place, padding with spaces, when the number shrinks.
+            digits = digits + b" " * (len(data) - len(digits))
+            table.blobs[slot] = value_block(flags, digits)
+            table.cas[slot] = self.next_cas()
+            table.bump(slot, now)
+            return STORED, value
+        total = item_size(len(key), len(digits), flags, self.cas_enabled)
+        result = self._write(key, flags, table.exptime[slot], digits, total, slot, now)
+        if result != STORED:
+            return NO_MEMORY, 0
+        return STORED, value
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def maintain(self, crawl_budget: int = 2000) -> None:
+        """One maintainer pass: juggle HOT/WARM/COLD per class and reclaim expired items."""
+        now = self.now()
+        table = self.table
+        for slab_class in self.slabs.active():
+            if table.juggle(slab_class.id, now, self.is_flushed):
+                self.lru_maintainer_juggles += 1
+        self.crawl(now, crawl_budget)
+
+    def crawl(self, now: int, budget: int) -> int:
+        """Walk up to ``budget`` slots from where the last crawl stopped, freeing dead items."""
+        table = self.table
+        keys = table.keys
+        exptimes = table.exptime
+        end = min(len(keys), self._crawl_pos + budget)
+        reclaimed = 0
+        for slot in range(self._crawl_pos, end):
+            if keys[slot] is None:
+                continue
+            self.crawler_items_checked += 1
+            exptime = exptimes[slot]
+            if (exptime and exptime <= now) or (self.flush_check and self.is_flushed(slot, now)):
+                table.counters[table.cls[slot]].crawler_reclaimed += 1
+                table.remove(slot)
+                reclaimed += 1
+        self.crawler_reclaimed += reclaimed
+        self._crawl_pos = 0 if end >= len(keys) else end
+        if self._crawl_pos == 0:
+            self.lru_crawler_starts += 1
+        return reclaimed
+
+    def set_memory_limit(self, limit_bytes: int) -> None:
+        self.slabs.limit_bytes = limit_bytes
+        self.settings.limit_bytes = limit_bytes
+
+    # -- counters for stats --------------------------------------------------------------------
+
+    @property
+    def get_hits(self) -> int:
+        return sum(self.table.segment_hits)
+
+    def class_total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.table.counters)
+
+
+_COUNTER = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)(?:[ \t\n\v\f\r]|\Z)")
+
+
+def parse_counter(data: bytes) -> int | None:
+    """A stored value as memcached's incr/decr reads it: C's strtoull over the data (leading
+    white space, a sign, digits, then white space or the end), below 2**64, not negative."""
+    if data.isdigit():
+        value = int(data)
+        return value if value < U64 else None
+    match = _COUNTER.match(data)
+    if match is None:
+        return None
+    value = int(match.group(2))
+    if value >= U64 or (match.group(1) == b"-" and value):
+        return None
+    return value

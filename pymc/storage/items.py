@@ -1,0 +1,305 @@
+"""The item table: every stored item as one slot across parallel arrays, plus per-class
+segmented LRUs (HOT/WARM/COLD) linked through those arrays.
+
+Why arrays: a Python object per item costs ~120 bytes more than memcached's own header, and the
+-m limit must hold about as many items as memcached does within a bounded RSS. A slot costs a
+list entry for the key and one for the value block, and a few machine words in ``array``s.
+
+The value block kept per item is the tail of memcached's get reply, `` <flags> <bytes>\\r\\n``
++ data + ``\\r\\n``, so a hit is ``b"VALUE " + key + block``.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from .slabs import MAX_CLASSES, Slabs
+
+HOT, WARM, COLD = 0, 1, 2
+SEGMENT_MASK = 3
+ACTIVE = 4   # fetched at least twice since last LRU move
+FETCHED = 8  # fetched at least once
+LRU_IDS = (MAX_CLASSES + 1) * 4
+#: How many tail items an allocation looks at before giving up on a class (memcached: 5).
+TAIL_SEARCH = 5
+
+CLASS_COUNTERS = (
+    "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs", "reclaimed",
+    "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed",
+    "crawler_items_checked", "lrutail_reflocked", "moves_to_cold", "moves_to_warm",
+    "moves_within_lru", "direct_reclaims",
+)
+
+
+class ClassCounters:
+    """Per slab class counters shown by ``stats items`` and ``stats slabs``."""
+
+    __slots__ = CLASS_COUNTERS + ("cmd_set", "delete_hits", "incr_hits", "decr_hits",
+                                  "cas_hits", "cas_badval", "touch_hits")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+class ItemTable:
+    """Slots, the key index, LRU links and memory accounting. Knows nothing of commands."""
+
+    def __init__(self, slabs: Slabs, evict: bool = True) -> None:
+        self.slabs = slabs
+        self.evict = evict
+        self.counters = [ClassCounters() for _ in range(MAX_CLASSES + 1)]
+        #: get hits per LRU id (class * 4 + segment): memcached's hits_to_hot/warm/cold.
+        self.segment_hits = [0] * LRU_IDS
+        self.hot_lru_pct = 20
+        self.warm_lru_pct = 40
+        self.hot_max_factor = 0.2
+        self.warm_max_factor = 2.0
+        self.pinned = -1  # a slot that allocation must not evict (the item being replaced)
+        self.evictions_total = 0
+        self.reclaimed_total = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop every item at once (flush_all); pages stay with their classes."""
+        self.index: dict[bytes, int] = {}
+        self.keys: list[bytes | None] = []
+        self.blobs: list[bytes | None] = []
+        self.cas = array("Q")
+        self.exptime = array("i")
+        self.atime = array("i")
+        self.prev = array("i")
+        self.next = array("i")
+        self.size = array("I")
+        self.bits = bytearray()
+        self.cls = bytearray()
+        self.free: list[int] = []
+        self.heads = [-1] * LRU_IDS
+        self.tails = [-1] * LRU_IDS
+        self.counts = [0] * LRU_IDS
+        self.lru_bytes = [0] * LRU_IDS
+        self.curr_items = 0
+        self.total_bytes = 0
+        for slab_class in self.slabs.classes[1:]:
+            if slab_class is not None:
+                slab_class.used_chunks = 0
+                slab_class.requested_bytes = 0
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def new_slot(self, key: bytes, blob: bytes, size: int, class_id: int, exptime: int,
+                 cas: int, now: int) -> int:
+        if self.free:
+            slot = self.free.pop()
+            self.keys[slot] = key
+            self.blobs[slot] = blob
+            self.cas[slot] = cas
+            self.exptime[slot] = exptime
+            self.atime[slot] = now
+            self.size[slot] = size
+            self.bits[slot] = HOT
+            self.cls[slot] = class_id
+        else:
+            slot = len(self.keys)
+            self.keys.append(key)
+            self.blobs.append(blob)
+            self.cas.append(cas)
+            self.exptime.append(exptime)
+            self.atime.append(now)
+            self.prev.append(-1)
+            self.next.append(-1)
+            self.size.append(size)
+            self.bits.append(HOT)
+            self.cls.append(class_id)
+        self.index[key] = slot
+        self.curr_items += 1
+        self.total_bytes += size
+        self.slabs.classes[class_id].requested_bytes += size  # type: ignore[union-attr]
+        self._link(slot, class_id * 4 + HOT)
+        return slot
+
+    def remove(self, slot: int) -> None:
+        """Unlink an item from the index and its LRU and give its chunks back."""
+        key = self.keys[slot]
+        self._unlink(slot)
+        del self.index[key]  # type: ignore[arg-type]
+        size = self.size[slot]
+        class_id = self.cls[slot]
+        self.slabs.release(class_id, self.slabs.chunks_for(class_id, size))
+        self.slabs.classes[class_id].requested_bytes -= size  # type: ignore[union-attr]
+        self.curr_items -= 1
+        self.total_bytes -= size
+        self.keys[slot] = None
+        self.blobs[slot] = None
+        self.free.append(slot)
+
+    # -- LRU links ---------------------------------------------------------------------------
+
+    def lru_id(self, slot: int) -> int:
+        return self.cls[slot] * 4 + (self.bits[slot] & SEGMENT_MASK)
+
+    def _link(self, slot: int, lru: int) -> None:
+        head = self.heads[lru]
+        self.prev[slot] = -1
+        self.next[slot] = head
+        if head >= 0:
+            self.prev[head] = slot
+        else:
+            self.tails[lru] = slot
+        self.heads[lru] = slot
+        self.counts[lru] += 1
+        self.lru_bytes[lru] += self.size[slot]
+
+    def _unlink(self, slot: int) -> None:
+        lru = self.cls[slot] * 4 + (self.bits[slot] & SEGMENT_MASK)
+        before = self.prev[slot]
+        after = self.next[slot]
+        if before >= 0:
+            self.next[before] = after
+        else:
+            self.heads[lru] = after
+        if after >= 0:
+            self.prev[after] = before
+        else:
+            self.tails[lru] = before
+        self.counts[lru] -= 1
+        self.lru_bytes[lru] -= self.size[slot]
+
+    def move(self, slot: int, segment: int, clear_active: bool = True) -> None:
+        self._unlink(slot)
+        bits = self.bits[slot]
+        if clear_active:
+            bits &= ~ACTIVE
+        self.bits[slot] = (bits & ~SEGMENT_MASK) | segment
+        self._link(slot, self.cls[slot] * 4 + segment)
+
+    def bump(self, slot: int, now: int) -> None:
+        """A fetch of an item: memcached's do_item_bump in segmented mode."""
+        bits = self.bits[slot]
+        if bits & ACTIVE:
+            return
+        if not bits & FETCHED:
+            self.bits[slot] = bits | FETCHED
+            return
+        self.atime[slot] = now
+        if bits & SEGMENT_MASK == COLD:
+            # Hits to COLD move to WARM at once (memcached's async bump).
+            self.move(slot, WARM)
+        else:
+            self.bits[slot] = bits | ACTIVE
+
+    # -- reclaim, juggle, evict ----------------------------------------------------------------
+
+    def is_dead(self, slot: int, now: int, flushed) -> bool:
+        exptime = self.exptime[slot]
+        return (exptime != 0 and exptime <= now) or flushed(slot, now)
+
+    def pull_tail(self, class_id: int, segment: int, now: int, flushed,
+                  evict: bool = False, max_age: int | None = None,
+                  class_bytes: int = 0) -> int:
+        """memcached's lru_pull_tail: reclaim dead tail items, then move or evict one.
+
+        ``class_bytes`` sizes the HOT/WARM share; 0 (an allocation in need) moves any
+        inactive tail item to COLD. Returns how many items were reclaimed, moved or evicted.
+        """
+        lru = class_id * 4 + segment
+        counters = self.counters[class_id]
+        done = 0
+        slot = self.tails[lru]
+        for _ in range(TAIL_SEARCH):
+            if slot < 0:
+                break
+            before = self.prev[slot]
+            if slot == self.pinned:
+                slot = before
+                continue
+            if self.is_dead(slot, now, flushed):
+                counters.reclaimed += 1
+                self.reclaimed_total += 1
+                if not self.bits[slot] & FETCHED:
+                    counters.expired_unfetched += 1
+                self.remove(slot)
+                done += 1
+                slot = before
+                continue
+            bits = self.bits[slot]
+            if segment in (HOT, WARM):
+                pct = self.hot_lru_pct if segment == HOT else self.warm_lru_pct
+                limit = class_bytes * pct // 100
+                if bits & ACTIVE:
+                    done += 1
+                    if segment == WARM:
+                        counters.moves_within_lru += 1
+                        self.move(slot, WARM)
+                    else:
+                        counters.moves_to_warm += 1
+                        self.move(slot, WARM)
+                elif self.lru_bytes[lru] > limit or (
+                        max_age is not None and now - self.atime[slot] > max_age):
+                    counters.moves_to_cold += 1
+                    self.move(slot, COLD, clear_active=False)
+                    done += 1
+            elif evict:
+                if self.evict:
+                    counters.evicted += 1
+                    self.evictions_total += 1
+                    counters.evicted_time = now - self.atime[slot]
+                    if self.exptime[slot]:
+                        counters.evicted_nonzero += 1
+                    if not bits & FETCHED:
+                        counters.evicted_unfetched += 1
+                    if bits & ACTIVE:
+                        counters.evicted_active += 1
+                    self.remove(slot)
+                    done += 1
+            elif bits & ACTIVE:
+                counters.moves_to_warm += 1
+                self.move(slot, WARM)
+                done += 1
+            break
+        return done
+
+    def allocate(self, class_id: int, chunks: int, now: int, flushed) -> bool:
+        """Reserve chunks in a class, reclaiming or evicting from its tails as memcached does."""
+        slabs = self.slabs
+        counters = self.counters[class_id]
+        attempts = 0
+        while not slabs.try_reserve(class_id, chunks):
+            attempts += 1
+            if attempts > 10 * chunks:
+                break
+            if self.pull_tail(class_id, COLD, now, flushed, evict=True):
+                continue
+            if self.pull_tail(class_id, HOT, now, flushed):
+                continue
+            if not self.pull_tail(class_id, WARM, now, flushed):
+                break
+        else:
+            if attempts:
+                counters.direct_reclaims += attempts
+            return True
+        counters.outofmemory += 1
+        return False
+
+    def juggle(self, class_id: int, now: int, flushed, budget: int = 500) -> int:
+        """The LRU maintainer's pass over one class: keep HOT and WARM within their share."""
+        cold_tail = self.tails[class_id * 4 + COLD]
+        cold_age = now - self.atime[cold_tail] if cold_tail >= 0 else 0
+        hot_age = int(cold_age * self.hot_max_factor)
+        warm_age = int(cold_age * self.warm_max_factor)
+        class_bytes = sum(self.lru_bytes[class_id * 4:class_id * 4 + 3])
+        moves = 0
+        for _ in range(budget):
+            did = (self.pull_tail(class_id, HOT, now, flushed, max_age=hot_age,
+                                  class_bytes=class_bytes)
+                   or self.pull_tail(class_id, WARM, now, flushed, max_age=warm_age,
+                                     class_bytes=class_bytes))
+            did += self.pull_tail(class_id, COLD, now, flushed)
+            if not did:
+                break
+            moves += 1
+        return moves
+
+    def tail_age(self, class_id: int, segment: int, now: int) -> int:
+        tail = self.tails[class_id * 4 + segment]
+        return now - self.atime[tail] if tail >= 0 else 0
