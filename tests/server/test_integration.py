@@ -1,0 +1,182 @@
+"""pymc-server over real sockets: behaviour a memcached client relies on."""
+
+import signal
+import socket
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_set_get_gets_and_pipelining(client):
+    client.send(b"set a 5 0 3\r\nabc\r\nset b 0 0 1\r\nx\r\nget a b nope a\r\n")
+    assert client.line() == b"STORED\r\n"
+    assert client.line() == b"STORED\r\n"
+    assert client.read_all() == (b"VALUE a 5 3\r\nabc\r\nVALUE b 0 1\r\nx\r\n"
+                                 b"VALUE a 5 3\r\nabc\r\nEND\r\n")
+
+
+def test_noreply_hides_replies_and_errors(client):
+    client.send(b"set a 0 0 1 noreply\r\n1\r\nset a 0 0 -1 noreply\r\n"
+                b"incr a 1 noreply\r\ndelete nope noreply\r\nget a\r\n")
+    assert client.read_all() == b"VALUE a 0 1\r\n2\r\nEND\r\n"
+
+
+def test_ttl_with_debugtime(client):
+    assert client.call(b"set t 0 5 1\r\nx\r\n") == b"STORED\r\n"
+    assert client.call(b"debugtime 4\r\n") == b"OK\r\n"
+    assert client.until_end(b"get t\r\n") == b"VALUE t 0 1\r\nx\r\nEND\r\n"
+    assert client.call(b"debugtime 1\r\n") == b"OK\r\n"
+    assert client.until_end(b"get t\r\n") == b"END\r\n"
+
+
+def test_debugtime_is_off_by_default(start_server):
+    client = start_server().connect()
+    assert client.call(b"debugtime 1\r\n") == b"ERROR\r\n"
+
+
+def test_large_value_round_trip(client):
+    value = bytes(range(256)) * 4000  # binary-safe, just under 1 MB
+    client.send(b"set big 0 0 %d\r\n" % len(value) + value + b"\r\n")
+    assert client.line() == b"STORED\r\n"
+    assert client.until_end(b"get big\r\n") == (b"VALUE big 0 %d\r\n" % len(value) + value
+                                                 + b"\r\nEND\r\n")
+
+
+def test_slow_reader_gets_all_output(client):
+    value = b"v" * 100_000
+    client.call(b"set k 0 0 %d\r\n" % len(value) + value + b"\r\n")
+    client.send(b"get k\r\n" * 200)   # ~20 MB of replies, above the output high-water mark
+    time.sleep(0.5)
+    total = 0
+    expected = 200 * (len(b"VALUE k 0 100000\r\n") + len(value) + 2 + 5)
+    client.sock.settimeout(10)
+    while total < expected:
+        chunk = client.sock.recv(1 << 20)
+        assert chunk
+        total += len(chunk)
+    assert total == expected
+
+
+def test_connection_limit(start_server):
+    server = start_server("-c", "2")
+    first, second = server.connect(), server.connect()
+    assert first.call(b"version\r\n").startswith(b"VERSION")
+    assert second.call(b"version\r\n").startswith(b"VERSION")
+    third = server.connect()
+    assert third.read_all(0.5) == b"ERROR Too many open connections\r\n"
+    stats = first.until_end(b"stats\r\n")
+    assert b"STAT rejected_connections 1\r\n" in stats
+    assert b"STAT curr_connections 2\r\n" in stats
+
+
+def test_binary_protocol_connection_is_closed_and_server_lives(server):
+    client = server.connect()
+    client.send(b"\x80\x00\x00\x00" + b"\x00" * 20)
+    assert client.is_closed()
+    assert server.connect().call(b"version\r\n").startswith(b"VERSION")
+
+
+def test_http_request_and_runaway_line_close(server):
+    http = server.connect()
+    http.send(b"GET / HTTP/1.1\r\n")
+    assert http.is_closed()
+    runaway = server.connect()
+    runaway.send(b"x" * 5000)
+    assert runaway.is_closed()
+    assert server.connect().call(b"version\r\n").startswith(b"VERSION")
+
+
+def test_ascii_auth(tmp_path, start_server):
+    auth = tmp_path / "auth"
+    auth.write_text("foo:bar\n")
+    client = start_server("-Y", str(auth)).connect()
+    assert client.call(b"get foo\r\n") == b"CLIENT_ERROR unauthenticated\r\n"
+    assert client.call(b"set x 0 0 7\r\nfoo bab\r\n") == b"CLIENT_ERROR authentication failure\r\n"
+    assert client.call(b"set x 0 0 7\r\nfoo bar\r\n") == b"STORED\r\n"
+    assert client.call(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+
+
+def test_idle_timeout_kicks(start_server):
+    server = start_server("-o", "idle_timeout=1")
+    idle = server.connect()
+    assert idle.call(b"version\r\n").startswith(b"VERSION")
+    assert idle.is_closed(wait=4)
+    stats = server.connect().until_end(b"stats\r\n")
+    assert b"STAT idle_kicks 1\r\n" in stats
+
+
+def test_shutdown_command(start_server):
+    disabled = start_server().connect()
+    assert disabled.call(b"shutdown\r\n") == b"ERROR: shutdown not enabled\r\n"
+    server = start_server("-A")
+    client = server.connect()
+    assert client.call(b"shutdown bogus\r\n") == b"CLIENT_ERROR invalid shutdown mode\r\n"
+    client.send(b"shutdown\r\n")
+    assert server.proc.wait(10) == 0
+
+
+def test_sigterm_exits_cleanly(server):
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(10) == 0
+
+
+def test_stats_report_engine_values(client):
+    client.call(b"set a 0 0 100\r\n" + b"x" * 100 + b"\r\n")
+    client.until_end(b"get a nope\r\n")
+    stats = dict(line.split(b" ")[1:3] for line in client.until_end(b"stats\r\n").splitlines()
+                 if line.startswith(b"STAT"))
+    assert stats[b"cmd_get"] == b"2" and stats[b"get_hits"] == b"1"
+    assert stats[b"get_misses"] == b"1" and stats[b"curr_items"] == b"1"
+    assert stats[b"version"] == b"1.6.18" and stats[b"limit_maxbytes"] == b"67108864"
+    slabs = client.until_end(b"stats slabs\r\n")
+    assert b"STAT 4:chunk_size 192\r\n" in slabs and b"STAT 4:used_chunks 1\r\n" in slabs
+    items = client.until_end(b"stats items\r\n")
+    assert b"STAT items:4:number 1\r\n" in items
+    settings = client.until_end(b"stats settings\r\n")
+    assert b"STAT item_size_max 1048576\r\n" in settings
+    assert b"STAT growth_factor 1.25\r\n" in settings
+
+
+def test_evicts_under_memory_pressure(start_server):
+    client = start_server("-m", "2").connect()
+    value = b"v" * 1000
+    for i in range(5000):
+        client.send(b"set k%d 0 0 1000 noreply\r\n%s\r\n" % (i, value))
+    stats = client.until_end(b"stats\r\n")
+    evictions = int(stats.split(b"STAT evictions ")[1].split(b"\r\n")[0])
+    assert evictions > 0
+    assert client.until_end(b"get k4999\r\n").startswith(b"VALUE k4999")
+
+
+def test_bad_arguments_exit_quickly(tmp_path):
+    import subprocess
+    import sys
+    for args in (["-I", "1000"], ["-I", "256m"], ["-o", "bogus_option"], ["-B", "foo"]):
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pymc.server", *args],
+                              capture_output=True, timeout=20)
+        assert proc.returncode == 64, (args, proc.stderr)
+        assert proc.stderr
+        assert time.monotonic() - started < 10
+
+
+def test_unix_socket(tmp_path, start_server):
+    path = tmp_path / "mc.sock"
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "pymc.server", "-s", str(path)])
+    try:
+        for _ in range(100):
+            if path.exists():
+                break
+            time.sleep(0.05)
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(path))
+        sock.sendall(b"version\r\n")
+        assert sock.recv(100).startswith(b"VERSION")
+        sock.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)
