@@ -23,6 +23,7 @@ import gevent.event
 from ..protocol.connection import NEED_DATA, ServerConnection, is_binary_protocol
 from ..storage.cache import Cache, CacheSettings
 from ..storage.clock import SystemClock
+from . import memory
 from .dispatch import Dispatcher
 from .settings import Settings
 
@@ -32,6 +33,7 @@ RECV_BYTES = 256 * 1024
 OUTPUT_HIGH_WATER = 4 * 1024 * 1024
 ACCEPTS_PER_EVENT = 64
 MAINTENANCE_SECONDS = 0.25
+TRIM_EVERY_TICKS = 40  # give freed heap memory back to the OS every ~10 s
 TOO_MANY = b"ERROR Too many open connections\r\n"
 
 
@@ -186,6 +188,7 @@ class Server:
     """A pymc-server: one Cache, its listeners and connections, on the current gevent hub."""
 
     def __init__(self, settings: Settings, clock=None) -> None:
+        memory.pin_mmap_threshold()
         self.settings = settings
         self.clock = clock or SystemClock()
         self.cache = Cache(CacheSettings(
@@ -207,6 +210,7 @@ class Server:
         self.idle_timeout = settings.idle_timeout
         self._stopped = gevent.event.Event()
         self._timer = None
+        self._ticks = 0
         self.reset_counters()
         self.total_connections = 0
 
@@ -346,6 +350,9 @@ class Server:
             self.cache.maintain()
         except Exception:  # noqa: BLE001 - the maintainer must never stop the server
             logger.exception("cache maintenance failed")
+        self._ticks += 1
+        if self._ticks % TRIM_EVERY_TICKS == 0:
+            memory.trim()
         if self.idle_timeout:
             limit = time.monotonic() - self.idle_timeout
             for conn in list(self.connections.values()):

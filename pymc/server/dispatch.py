@@ -206,7 +206,7 @@ class Dispatcher:
         while slot >= 0 and (limit == 0 or len(parts) < limit) and size < 2 * 1024 * 1024:
             exptime = table.exptime[slot]
             line = b"ITEM %s [%d b; %d s]\r\n" % (
-                table.keys[slot], c.parse_block(table.blobs[slot])[1].__len__(),
+                table.keys[slot], len(c.parse_block(table.block(slot))[1]),
                 exptime + started if exptime else 0)
             parts.append(line)
             size += len(line)

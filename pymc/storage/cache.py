@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .clock import Clock, realtime
-from .items import ACTIVE, LRU_IDS, SEGMENT_MASK, ItemTable
+from .items import ACTIVE, LRU_IDS, SEGMENT_MASK, SLOT_BYTES, ItemTable
 from .slabs import PAGE_BYTES, Slabs, item_size
 
 STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
@@ -150,8 +150,8 @@ class Cache:
     def find(self, key: bytes, now: int) -> int:
         """The live slot for a key, or -1; expired or flushed items are removed on the way."""
         table = self.table
-        slot = table.index.get(key)
-        if slot is None:
+        slot = table.slot(key)
+        if slot < 0:
             return -1
         exptime = table.exptime[slot]
         if exptime and exptime <= now:
@@ -169,7 +169,7 @@ class Cache:
         now = self.now()
         table = self.table
         index_get = table.index.get
-        blobs = table.blobs
+        from_bytes = int.from_bytes
         exptimes = table.exptime
         bits = table.bits
         classes = table.cls
@@ -178,20 +178,20 @@ class Cache:
         append = out.append
         hits = 0
         for key in keys:
-            slot = index_get(key)
-            if slot is None:
+            stored = index_get(key)
+            if stored is None:
                 continue
+            slot = from_bytes(stored[-SLOT_BYTES:], "little")
             exptime = exptimes[slot]
             if (exptime and exptime <= now) or (flush_check and self.is_flushed(slot, now)):
                 self.find(key, now)  # removes it and counts get_expired / get_flushed
                 continue
             if with_cas:
-                block = blobs[slot]
-                end = block.index(b"\r\n")  # type: ignore[union-attr]
-                append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, block[:end],  # type: ignore
-                                         table.cas[slot], block[end:]))  # type: ignore
+                end = stored.index(b"\r\n")
+                append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, stored[:end], table.cas[slot],
+                                         stored[end:-SLOT_BYTES]))
             else:
-                append(VALUE_PREFIX + key + blobs[slot])  # type: ignore[operator]
+                append(VALUE_PREFIX + key + stored[:-SLOT_BYTES])
             hits += 1
             item_bits = bits[slot]
             segment_hits[classes[slot] * 4 + (item_bits & SEGMENT_MASK)] += 1
@@ -216,7 +216,7 @@ class Cache:
                 continue
             table.exptime[slot] = new_exptime
             table.counters[table.cls[slot]].touch_hits += 1
-            block = table.blobs[slot]
+            block = table.block(slot)
             if with_cas:
                 end = block.index(b"\r\n")  # type: ignore[union-attr]
                 out.append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, block[:end],  # type: ignore
@@ -264,7 +264,7 @@ class Cache:
         else:  # append / prepend keep the old flags and exptime
             if old < 0:
                 return NOT_STORED
-            old_flags, old_data = parse_block(table.blobs[old])  # type: ignore[arg-type]
+            old_flags, old_data = parse_block(table.block(old))
             data = old_data + data if command == b"append" else data + old_data
             flags = old_flags
             exptime_rel = table.exptime[old]
@@ -288,7 +288,7 @@ class Cache:
         if not allocated:
             self.store_no_memory += 1
             return NO_MEMORY
-        old = table.index.get(key, -1)
+        old = table.slot(key)
         if old >= 0:
             table.remove(old)
         slot = table.new_slot(key, value_block(flags, data), total, class_id, exptime_rel,
@@ -299,8 +299,8 @@ class Cache:
         return STORED
 
     def delete_quietly(self, key: bytes, now: int) -> None:
-        slot = self.table.index.get(key)
-        if slot is not None:
+        slot = self.table.slot(key)
+        if slot >= 0:
             self.table.remove(slot)
 
     def delete(self, key: bytes) -> int:
@@ -338,7 +338,7 @@ class Cache:
             else:
                 self.decr_misses += 1
             return NOT_FOUND, 0
-        flags, data = parse_block(table.blobs[slot])  # type: ignore[arg-type]
+        flags, data = parse_block(table.block(slot))
         value = parse_counter(data)
         if value is None:
             return NON_NUMERIC, 0
@@ -353,7 +353,7 @@ class Cache:
         if len(digits) <= len(data):
             # memcached rewrites in place, padding with spaces, when the number shrinks.
             digits = digits + b" " * (len(data) - len(digits))
-            table.blobs[slot] = value_block(flags, digits)
+            table.set_block(slot, value_block(flags, digits))
             table.cas[slot] = self.next_cas()
             table.bump(slot, now)
             return STORED, value

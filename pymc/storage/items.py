@@ -3,10 +3,12 @@ segmented LRUs (HOT/WARM/COLD) linked through those arrays.
 
 Why arrays: a Python object per item costs ~120 bytes more than memcached's own header, and the
 -m limit must hold about as many items as memcached does within a bounded RSS. A slot costs a
-list entry for the key and one for the value block, and a few machine words in ``array``s.
+list entry for its key and a few machine words in ``array``s.
 
-The value block kept per item is the tail of memcached's get reply, `` <flags> <bytes>\\r\\n``
-+ data + ``\\r\\n``, so a hit is ``b"VALUE " + key + block``.
+The index maps each key straight to its stored block: the tail of memcached's get reply,
+`` <flags> <bytes>\\r\\n`` + data + ``\\r\\n``, followed by the item's slot number in
+SLOT_BYTES little-endian bytes (so no per-item int object is needed). A hit is
+``b"VALUE " + key + stored[:-SLOT_BYTES]``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ FETCHED = 8  # fetched at least once
 LRU_IDS = (MAX_CLASSES + 1) * 4
 #: How many tail items an allocation looks at before giving up on a class (memcached: 5).
 TAIL_SEARCH = 5
+SLOT_BYTES = 4
+_from_bytes = int.from_bytes
+
+
+def slot_of(stored: bytes) -> int:
+    return _from_bytes(stored[-SLOT_BYTES:], "little")
 
 CLASS_COUNTERS = (
     "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs", "reclaimed",
@@ -62,9 +70,8 @@ class ItemTable:
 
     def clear(self) -> None:
         """Drop every item at once (flush_all); pages stay with their classes."""
-        self.index: dict[bytes, int] = {}
+        self.index: dict[bytes, bytes] = {}
         self.keys: list[bytes | None] = []
-        self.blobs: list[bytes | None] = []
         self.cas = array("Q")
         self.exptime = array("i")
         self.atime = array("i")
@@ -87,12 +94,23 @@ class ItemTable:
 
     # -- slots -------------------------------------------------------------------------------
 
-    def new_slot(self, key: bytes, blob: bytes, size: int, class_id: int, exptime: int,
+    def block(self, slot: int) -> bytes:
+        """The value block of a live slot (without the slot trailer)."""
+        return self.index[self.keys[slot]][:-SLOT_BYTES]  # type: ignore[index]
+
+    def set_block(self, slot: int, block: bytes) -> None:
+        self.index[self.keys[slot]] = block + slot.to_bytes(SLOT_BYTES, "little")  # type: ignore
+
+    def slot(self, key: bytes) -> int:
+        """The slot of a key, or -1 (no expiry checks)."""
+        stored = self.index.get(key)
+        return -1 if stored is None else _from_bytes(stored[-SLOT_BYTES:], "little")
+
+    def new_slot(self, key: bytes, block: bytes, size: int, class_id: int, exptime: int,
                  cas: int, now: int) -> int:
         if self.free:
             slot = self.free.pop()
             self.keys[slot] = key
-            self.blobs[slot] = blob
             self.cas[slot] = cas
             self.exptime[slot] = exptime
             self.atime[slot] = now
@@ -102,7 +120,6 @@ class ItemTable:
         else:
             slot = len(self.keys)
             self.keys.append(key)
-            self.blobs.append(blob)
             self.cas.append(cas)
             self.exptime.append(exptime)
             self.atime.append(now)
@@ -111,7 +128,7 @@ class ItemTable:
             self.size.append(size)
             self.bits.append(HOT)
             self.cls.append(class_id)
-        self.index[key] = slot
+        self.index[key] = block + slot.to_bytes(SLOT_BYTES, "little")
         self.curr_items += 1
         self.total_bytes += size
         self.slabs.classes[class_id].requested_bytes += size  # type: ignore[union-attr]
@@ -130,7 +147,6 @@ class ItemTable:
         self.curr_items -= 1
         self.total_bytes -= size
         self.keys[slot] = None
-        self.blobs[slot] = None
         self.free.append(slot)
 
     # -- LRU links ---------------------------------------------------------------------------

@@ -61,7 +61,12 @@ def test_slow_reader_gets_all_output(client):
 
 def test_connection_limit(start_server):
     server = start_server("-c", "2")
-    first, second = server.connect(), server.connect()
+    first = server.connect()
+    deadline = time.monotonic() + 5  # until the start-up probe's close has been seen
+    while b"STAT curr_connections 1\r\n" not in first.until_end(b"stats\r\n"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = server.connect()
     assert first.call(b"version\r\n").startswith(b"VERSION")
     assert second.call(b"version\r\n").startswith(b"VERSION")
     third = server.connect()

@@ -28,7 +28,7 @@ def test_set_get_and_value_block(clock):
     cache = make(clock)
     assert cache.store(b"set", b"k", 5, 0, b"abc") == c.STORED
     assert get(cache, b"k") == b"VALUE k 5 3\r\nabc\r\n"
-    cas = cache.table.cas[cache.table.index[b"k"]]
+    cas = cache.table.cas[cache.table.slot(b"k")]
     assert get(cache, b"k", True) == b"VALUE k 5 3 %d\r\nabc\r\n" % cas
 
 
@@ -74,7 +74,7 @@ def test_cas(clock):
     cache = make(clock)
     assert cache.store(b"cas", b"k", 0, 0, b"x", 1) == c.NOT_FOUND
     cache.store(b"set", b"k", 0, 0, b"x")
-    unique = cache.table.cas[cache.table.index[b"k"]]
+    unique = cache.table.cas[cache.table.slot(b"k")]
     assert cache.store(b"cas", b"k", 0, 0, b"y", unique + 1) == c.EXISTS
     assert cache.store(b"cas", b"k", 0, 0, b"y", unique) == c.STORED
     assert cache.store(b"cas", b"k", 0, 0, b"z", unique) == c.EXISTS
@@ -86,10 +86,10 @@ def test_cas_counter_is_global_and_touch_keeps_it(clock):
     cache = make(clock)
     cache.store(b"set", b"a", 0, 0, b"1")
     cache.store(b"set", b"b", 0, 0, b"1")
-    a, b = (cache.table.cas[cache.table.index[k]] for k in (b"a", b"b"))
+    a, b = (cache.table.cas[cache.table.slot(k)] for k in (b"a", b"b"))
     assert b == a + 1
     cache.touch(b"a", 100)
-    assert cache.table.cas[cache.table.index[b"a"]] == a
+    assert cache.table.cas[cache.table.slot(b"a")] == a
 
 
 def test_cas_disabled(clock):
@@ -186,7 +186,7 @@ def test_expired_items_are_reclaimed_before_live_ones_are_evicted(clock):
     while True:
         cache.store(b"set", b"exp%d" % n, 0, 1 if n < 5 else 0, big)
         n += 1
-        slab_class = cache.slabs.classes[cache.table.cls[cache.table.index[b"exp0"]]]
+        slab_class = cache.slabs.classes[cache.table.cls[cache.table.slot(b"exp0")]]
         if cache.slabs.malloced_bytes >= 2 * 1024 * 1024 and slab_class.free_chunks == 0:
             break
     clock.advance(2)
@@ -222,13 +222,13 @@ def test_lru_segments_and_bumps(clock):
     for i in range(100):
         cache.store(b"set", b"k%d" % i, 0, 0, b"v")
     table = cache.table
-    cid = table.cls[table.index[b"k0"]]
+    cid = table.cls[table.slot(b"k0")]
     assert table.counts[cid * 4 + HOT] == 100
     clock.advance(5)
     cache.maintain()
     assert table.counts[cid * 4 + HOT] <= 20
     assert table.counts[cid * 4 + COLD] >= 80
-    slot = table.index[b"k0"]
+    slot = table.slot(b"k0")
     assert table.bits[slot] & 3 == COLD
     get(cache, b"k0")
     get(cache, b"k0")  # second fetch of a COLD item moves it to WARM
