@@ -88,42 +88,47 @@ class ServerConnection:
         return False
 
     def next_event(self):
+        if self._header is not None or not self.authenticated or self.closed:
+            return self._special_event()
+        buf = self._buf
+        pos = self._pos
+        eol = buf.find(b"\n", pos)
+        if eol < 0:
+            if self._chunks is None and len(buf) - pos > MAX_LINE_LENGTH:
+                return self._close(self._runaway_line(buf, pos))
+            return NEED_DATA
+        end = eol - 1 if eol - pos > 1 and buf[eol - 1] == 13 else eol
+        self._pos = eol + 1
+        parsed = parse_line(buf[pos:end], self._parsers)
+        kind = type(parsed)
+        if kind is Request or kind is Invalid:
+            return parsed
+        if kind is StorageHeader:
+            if parsed.length > self.max_value_length:
+                self._skip_block(parsed.length + 2)
+                req = parsed.request
+                unlink = req.keys[0] if req.command == b"set" else None
+                return Invalid(TOO_LARGE, req.noreply, unlink_key=unlink,
+                               store_failure="too_large")
+            self._header = parsed
+            return self._finish_storage(parsed)
+        return self._close(parsed)
+
+    def _special_event(self):
         if self.closed:
             return NEED_DATA
-        event = self._next_event()
+        if not self.authenticated:
+            return self._close(self._auth_event())
+        return self._finish_storage(self._header)  # type: ignore[arg-type]
+
+    def _close(self, event):
+        """A Close ends the connection: nothing after it is parsed."""
         if type(event) is Close:
             self.closed = True
             self._buf = b""
             self._pos = 0
             self._chunks = None
         return event
-
-    def _next_event(self):
-        if not self.authenticated:
-            return self._auth_event()
-        header = self._header
-        if header is not None:
-            return self._finish_storage(header)
-        buf = self._buf
-        pos = self._pos
-        eol = buf.find(b"\n", pos)
-        if eol < 0:
-            if self._chunks is None and len(buf) - pos > MAX_LINE_LENGTH:
-                return self._runaway_line(buf, pos)
-            return NEED_DATA
-        end = eol - 1 if eol - pos > 1 and buf[eol - 1] == 13 else eol
-        self._pos = eol + 1
-        parsed = parse_line(buf[pos:end], self._parsers)
-        if type(parsed) is StorageHeader:
-            if parsed.length > self.max_value_length:
-                self._skip_block(parsed.length + 2)
-                req = parsed.request
-                unlink = req.key if req.command == b"set" else None
-                return Invalid(TOO_LARGE, req.noreply, unlink_key=unlink,
-                               store_failure="too_large")
-            self._header = parsed
-            return self._finish_storage(parsed)
-        return parsed
 
     def _finish_storage(self, header: StorageHeader):
         length = header.length

@@ -102,3 +102,49 @@ class Close:
 
     def __repr__(self) -> str:
         return f"Close({self.reason!r})"
+
+
+class ProtocolViolation(Exception):
+    """The peer sent bytes that are not a valid reply (a broken or foreign server)."""
+
+
+class Value:
+    """One ``VALUE`` of a retrieval reply."""
+
+    __slots__ = ("key", "flags", "data", "cas")
+
+    def __init__(self, key: bytes, flags: int, data: bytes, cas: int | None = None) -> None:
+        self.key = key
+        self.flags = flags
+        self.data = data
+        self.cas = cas
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Value) and (self.key, self.flags, self.data, self.cas) == (
+            other.key, other.flags, other.data, other.cas)
+
+    def __repr__(self) -> str:
+        return f"Value({self.key!r}, {self.flags}, {self.data!r}, {self.cas})"
+
+
+class Reply:
+    """One reply. ``result`` is the reply's first word (``b"STORED"``, ``b"END"`` for
+    retrievals and stats, ``b"NUMBER"`` for incr/decr, ``b"SERVER_ERROR"``, ...)."""
+
+    __slots__ = ("result", "message", "values", "stats", "number")
+
+    def __init__(self, result: bytes, message: bytes = b"", values: list | None = None,
+                 stats: list | None = None, number: int | None = None) -> None:
+        self.result = result
+        self.message = message
+        self.values = values if values is not None else []
+        self.stats = stats if stats is not None else []
+        self.number = number
+
+    @property
+    def is_error(self) -> bool:
+        return self.result in (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+
+    def __repr__(self) -> str:
+        extra = self.message or self.values or self.stats or self.number
+        return f"Reply({self.result!r}, {extra!r})"

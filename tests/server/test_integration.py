@@ -185,3 +185,23 @@ def test_unix_socket(tmp_path, start_server):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_client_connection_parses_real_replies(client):
+    from pymc.protocol.client import ClientConnection
+    from pymc.protocol.messages import NEED_DATA, Request
+
+    conn = ClientConnection()
+    requests = [Request(b"set", [b"k"], 3, 0, b"hello"), Request(b"gets", [b"k", b"nope"]),
+                Request(b"incr", [b"k"], delta=1), Request(b"stats", args=(b"settings",)),
+                Request(b"touch", [b"k"], exptime=10)]
+    client.send(b"".join(conn.send(r) for r in requests))
+    replies = []
+    while len(replies) < len(requests):
+        conn.receive_data(client.sock.recv(65536))
+        while (event := conn.next_event()) is not NEED_DATA:
+            replies.append(event)
+    assert [r.result for r in replies] == [b"STORED", b"END", b"CLIENT_ERROR", b"END",
+                                           b"TOUCHED"]
+    assert replies[1].values[0].data == b"hello" and replies[1].values[0].flags == 3
+    assert (b"item_size_max", b"1048576") in replies[3].stats

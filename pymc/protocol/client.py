@@ -1,0 +1,123 @@
+"""ClientConnection: the client side of a memcached text connection, without I/O.
+
+``send(request)`` returns the bytes to write and remembers what reply shape to expect;
+``receive_data(bytes)`` buffers; ``next_event()`` returns one Reply per request that expects
+one, in order (memcached answers in order), or NEED_DATA. The router forwards over this.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .messages import NEED_DATA, STORAGE_COMMANDS, ProtocolViolation, Reply, Request, Value
+
+#: Single-line results by their first word.
+_LINE_RESULTS = frozenset((
+    b"STORED", b"NOT_STORED", b"EXISTS", b"NOT_FOUND", b"DELETED", b"TOUCHED", b"OK",
+    b"RESET", b"END", b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR", b"VERSION", b"BUSY",
+    b"BADCLASS", b"NOSPARE", b"NOTFULL", b"UNSAFE", b"SAME", b"MEMLIMIT_TOO_SMALL",
+    b"MEMLIMIT_ADJUST_FAILED", b"NOTSTARTED", b"ERROR:", b"MN",
+))
+_MULTI_LINE = frozenset((b"get", b"gets", b"gat", b"gats", b"bget", b"stats"))
+
+
+def serialize_request(req: Request) -> bytes:
+    """The wire form of a request (memcached's text protocol)."""
+    command = req.command
+    tail = b" noreply" if req.noreply else b""
+    if command in STORAGE_COMMANDS:
+        data = req.data or b""
+        cas = b" %d" % req.cas_unique if command == b"cas" else b""
+        return b"%s %s %d %d %d%s%s\r\n%s\r\n" % (command, req.keys[0], req.flags, req.exptime,
+                                                   len(data), cas, tail, data)
+    if command in (b"get", b"gets", b"bget"):
+        return command + b" " + b" ".join(req.keys) + b"\r\n"
+    if command in (b"gat", b"gats"):
+        return b"%s %d %s\r\n" % (command, req.exptime, b" ".join(req.keys))
+    if command in (b"incr", b"decr"):
+        return b"%s %s %d%s\r\n" % (command, req.keys[0], req.delta, tail)
+    if command == b"touch":
+        return b"touch %s %d%s\r\n" % (req.keys[0], req.exptime, tail)
+    if command == b"delete":
+        return b"delete %s%s\r\n" % (req.keys[0], tail)
+    parts = [command, *req.keys, *req.args]
+    return b" ".join(parts) + tail + b"\r\n"
+
+
+class ClientConnection:
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._expecting: deque[bytes] = deque()
+        self._values: list[Value] = []
+        self._stats: list[tuple[bytes, bytes]] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent whose replies have not been returned yet."""
+        return len(self._expecting)
+
+    def send(self, request: Request) -> bytes:
+        if not request.noreply:
+            self._expecting.append(request.command)
+        return serialize_request(request)
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pos >= len(self._buf):
+            self._buf = data
+        else:
+            self._buf = self._buf[self._pos:] + data
+        self._pos = 0
+
+    def next_event(self):
+        while True:
+            buf, pos = self._buf, self._pos
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return NEED_DATA
+            line = buf[pos:eol]
+            if not self._expecting:
+                raise ProtocolViolation("reply with no request waiting: %r" % line[:80])
+            command = self._expecting[0]
+            if command in _MULTI_LINE:
+                if line.startswith(b"VALUE "):
+                    value = self._value(line, eol)
+                    if value is None:
+                        return NEED_DATA
+                    self._values.append(value)
+                    continue
+                if line.startswith(b"STAT ") and command == b"stats":
+                    _, name, rest = (line.split(b" ", 2) + [b""])[:3]
+                    self._stats.append((name, rest))
+                    self._pos = eol + 2
+                    continue
+            self._pos = eol + 2
+            self._expecting.popleft()
+            return self._reply(command, line)
+
+    def _value(self, line: bytes, eol: int) -> Value | None:
+        parts = line.split(b" ")
+        if len(parts) not in (4, 5):
+            raise ProtocolViolation("bad VALUE line: %r" % line[:80])
+        length = int(parts[3])
+        start = eol + 2
+        if len(self._buf) < start + length + 2:
+            return None
+        data = self._buf[start:start + length]
+        if self._buf[start + length:start + length + 2] != b"\r\n":
+            raise ProtocolViolation("value not followed by CRLF")
+        self._pos = start + length + 2
+        cas = int(parts[4]) if len(parts) == 5 else None
+        return Value(parts[1], int(parts[2]), data, cas)
+
+    def _reply(self, command: bytes, line: bytes) -> Reply:
+        word, _, rest = line.partition(b" ")
+        if word == b"END" and command in _MULTI_LINE:
+            values, self._values = self._values, []
+            stats, self._stats = self._stats, []
+            return Reply(b"END", values=values, stats=stats)
+        if command in (b"incr", b"decr") and line.isdigit():
+            return Reply(b"NUMBER", number=int(line))
+        if word in _LINE_RESULTS:
+            return Reply(word, message=rest)
+        raise ProtocolViolation("unexpected reply to %s: %r" % (command.decode(), line[:80]))
