@@ -110,28 +110,27 @@ def parse_delete(tokens: list) -> Parsed:
     return Request(b"delete", [tokens[1]], noreply=noreply)
 
 
-def parse_arithmetic(tokens: list) -> Parsed:
+def _key_and_number(tokens: list, parse, bad_number: bytes, field: str) -> Parsed:
+    """``<command> <key> <number> [noreply]`` (incr, decr, touch)."""
     if not _count_is(tokens, 4, 5):
         return _error()
     noreply = _noreply(tokens)
     if len(tokens[1]) > MAX_KEY_LENGTH:
         return Invalid(BAD_FORMAT, noreply)
-    delta = strtoull(tokens[2])
-    if delta is None:
-        return Invalid(BAD_DELTA, noreply)
-    return Request(tokens[0], [tokens[1]], delta=delta, noreply=noreply)
+    number = parse(tokens[2])
+    if number is None:
+        return Invalid(bad_number, noreply)
+    request = Request(tokens[0], [tokens[1]], noreply=noreply)
+    setattr(request, field, number)
+    return request
+
+
+def parse_arithmetic(tokens: list) -> Parsed:
+    return _key_and_number(tokens, strtoull, BAD_DELTA, "delta")
 
 
 def parse_touch(tokens: list) -> Parsed:
-    if not _count_is(tokens, 4, 5):
-        return _error()
-    noreply = _noreply(tokens)
-    if len(tokens[1]) > MAX_KEY_LENGTH:
-        return Invalid(BAD_FORMAT, noreply)
-    exptime = strtol32(tokens[2])
-    if exptime is None:
-        return Invalid(BAD_EXPTIME, noreply)
-    return Request(b"touch", [tokens[1]], exptime=exptime, noreply=noreply)
+    return _key_and_number(tokens, strtol32, BAD_EXPTIME, "exptime")
 
 
 def parse_flush_all(tokens: list) -> Parsed:

@@ -106,6 +106,13 @@ def _int(value: str, what: str) -> int:
         raise UsageError(f"{what} must be a whole number, got {value!r}") from None
 
 
+def _positive(value: str, flag: str, what: str) -> int:
+    number = _int(value, flag)
+    if number <= 0:
+        raise UsageError(f"{what} must be greater than 0")  # memcached's wording
+    return number
+
+
 def parse_size(value: str) -> int:
     """memcached's -I value: bytes, or with a k/m suffix."""
     unit = value[-1:].lower()
@@ -146,13 +153,9 @@ def parse_args(argv: list[str]) -> tuple[Settings, str | None]:
         elif flag == "-M":
             settings.evict = False
         elif flag == "-c":
-            settings.max_connections = _int(value, "-c")
-            if settings.max_connections <= 0:
-                raise UsageError("Maximum connections must be greater than 0")
+            settings.max_connections = _positive(value, "-c", "Maximum connections")
         elif flag == "-t":
-            settings.threads = _int(value, "-t")
-            if settings.threads <= 0:
-                raise UsageError("Number of threads must be greater than 0")
+            settings.threads = _positive(value, "-t", "Number of threads")
         elif flag == "-C":
             settings.cas_enabled = False
         elif flag == "-F":
@@ -164,13 +167,9 @@ def parse_args(argv: list[str]) -> tuple[Settings, str | None]:
         elif flag == "-f":
             settings.growth_factor = _parse_factor(value)
         elif flag == "-n":
-            settings.chunk_size = _int(value, "-n")
-            if settings.chunk_size <= 0:
-                raise UsageError("Chunk size must be greater than 0")
+            settings.chunk_size = _positive(value, "-n", "Chunk size")
         elif flag == "-R":
-            settings.reqs_per_event = _int(value, "-R")
-            if settings.reqs_per_event <= 0:
-                raise UsageError("Number of requests per event must be greater than 0")
+            settings.reqs_per_event = _positive(value, "-R", "Number of requests per event")
         elif flag == "-B":
             if value not in ("auto", "binary", "ascii"):
                 raise UsageError(f'Invalid value for binding protocol: {value}\n'
