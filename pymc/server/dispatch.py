@@ -340,7 +340,7 @@ class Dispatcher:
             parts.append(b"key=%s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\r\n" % (
                 _url_quote(key), exptime + started if exptime else -1,
                 table.atime[slot] + started, table.cas[slot],
-                b"yes" if table.bits[slot] & 8 else b"no", table.cls[slot], table.size[slot]))
+                b"yes" if table.bits(slot) & 8 else b"no", table.class_of(slot), table.size[slot]))
         parts.append(END)
         return b"".join(parts)
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .clock import Clock, realtime
-from .items import ACTIVE, LRU_IDS, SEGMENT_MASK, SLOT_BYTES, ItemTable
+from .items import ACTIVE, HAS_TTL, LRU_IDS, SEGMENT_MASK, TRAILER, ItemTable
 from .slabs import PAGE_BYTES, Slabs, item_size
 
 STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
@@ -165,38 +165,42 @@ class Cache:
         return slot
 
     def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
-        """Append ``VALUE`` blocks for the hits to ``out``; returns the number of hits."""
+        """Append ``VALUE`` blocks for the hits to ``out``; returns the number of hits.
+
+        The hot path of the server: per hit one dict lookup, one concatenation and one counter;
+        the slot is decoded only for items with a TTL, during a flush, or to bump the LRU.
+        """
         now = self.now()
         table = self.table
         index_get = table.index.get
         from_bytes = int.from_bytes
         exptimes = table.exptime
-        bits = table.bits
-        classes = table.cls
         segment_hits = table.segment_hits
         flush_check = self.flush_check
         append = out.append
-        hits = 0
+        started = len(out)
         for key in keys:
             stored = index_get(key)
             if stored is None:
                 continue
-            slot = from_bytes(stored[-SLOT_BYTES:], "little")
-            exptime = exptimes[slot]
-            if (exptime and exptime <= now) or (flush_check and self.is_flushed(slot, now)):
-                self.find(key, now)  # removes it and counts get_expired / get_flushed
-                continue
+            bits = stored[-1]
+            if bits & HAS_TTL or flush_check:
+                slot = from_bytes(stored[-TRAILER:-2], "little")
+                exptime = exptimes[slot]
+                if (exptime and exptime <= now) or (flush_check and self.is_flushed(slot, now)):
+                    self.find(key, now)  # removes it and counts get_expired / get_flushed
+                    continue
             if with_cas:
                 end = stored.index(b"\r\n")
+                slot = from_bytes(stored[-TRAILER:-2], "little")
                 append(b"%s%s%s %d%s" % (VALUE_PREFIX, key, stored[:end], table.cas[slot],
-                                         stored[end:-SLOT_BYTES]))
+                                         stored[end:-TRAILER]))
             else:
-                append(VALUE_PREFIX + key + stored[:-SLOT_BYTES])
-            hits += 1
-            item_bits = bits[slot]
-            segment_hits[classes[slot] * 4 + (item_bits & SEGMENT_MASK)] += 1
-            if not item_bits & ACTIVE:
-                table.bump(slot, now)
+                append(VALUE_PREFIX + key + stored[:-TRAILER])
+            segment_hits[stored[-2] * 4 + (bits & SEGMENT_MASK)] += 1
+            if not bits & ACTIVE:
+                table.bump(from_bytes(stored[-TRAILER:-2], "little"), now)
+        hits = len(out) - started
         self.cmd_get += len(keys)
         self.get_misses += len(keys) - hits
         return hits
@@ -214,8 +218,8 @@ class Cache:
             if slot < 0:
                 self.touch_misses += 1
                 continue
-            table.exptime[slot] = new_exptime
-            table.counters[table.cls[slot]].touch_hits += 1
+            table.set_exptime(slot, new_exptime)
+            table.counters[table.class_of(slot)].touch_hits += 1
             block = table.block(slot)
             if with_cas:
                 end = block.index(b"\r\n")  # type: ignore[union-attr]
@@ -258,9 +262,9 @@ class Cache:
                 self.cas_misses += 1
                 return NOT_FOUND
             if table.cas[old] != cas_unique:
-                table.counters[table.cls[old]].cas_badval += 1
+                table.counters[table.class_of(old)].cas_badval += 1
                 return EXISTS
-            table.counters[table.cls[old]].cas_hits += 1
+            table.counters[table.class_of(old)].cas_hits += 1
         else:  # append / prepend keep the old flags and exptime
             if old < 0:
                 return NOT_STORED
@@ -310,7 +314,7 @@ class Cache:
             self.delete_misses += 1
             return NOT_FOUND
         table = self.table
-        table.counters[table.cls[slot]].delete_hits += 1
+        table.counters[table.class_of(slot)].delete_hits += 1
         table.remove(slot)
         return DELETED
 
@@ -322,8 +326,8 @@ class Cache:
             self.touch_misses += 1
             return NOT_FOUND
         table = self.table
-        table.exptime[slot] = realtime(exptime, self.clock)
-        table.counters[table.cls[slot]].touch_hits += 1
+        table.set_exptime(slot, realtime(exptime, self.clock))
+        table.counters[table.class_of(slot)].touch_hits += 1
         table.bump(slot, now)
         return TOUCHED
 
@@ -342,7 +346,7 @@ class Cache:
         value = parse_counter(data)
         if value is None:
             return NON_NUMERIC, 0
-        counters = table.counters[table.cls[slot]]
+        counters = table.counters[table.class_of(slot)]
         if incr:
             value = (value + delta) % U64
             counters.incr_hits += 1
@@ -387,7 +391,7 @@ class Cache:
             self.crawler_items_checked += 1
             exptime = exptimes[slot]
             if (exptime and exptime <= now) or (self.flush_check and self.is_flushed(slot, now)):
-                table.counters[table.cls[slot]].crawler_reclaimed += 1
+                table.counters[table.class_of(slot)].crawler_reclaimed += 1
                 table.remove(slot)
                 reclaimed += 1
         self.crawler_reclaimed += reclaimed

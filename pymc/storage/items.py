@@ -5,10 +5,12 @@ Why arrays: a Python object per item costs ~120 bytes more than memcached's own 
 -m limit must hold about as many items as memcached does within a bounded RSS. A slot costs a
 list entry for its key and a few machine words in ``array``s.
 
-The index maps each key straight to its stored block: the tail of memcached's get reply,
-`` <flags> <bytes>\\r\\n`` + data + ``\\r\\n``, followed by the item's slot number in
-SLOT_BYTES little-endian bytes (so no per-item int object is needed). A hit is
-``b"VALUE " + key + stored[:-SLOT_BYTES]``.
+The index maps each key straight to its stored bytes: the tail of memcached's get reply,
+`` <flags> <bytes>\\r\\n`` + data + ``\\r\\n``, then a TRAILER of the item's slot number
+(4 bytes, little-endian), its slab class (1 byte) and its LRU bits (1 byte). No per-item int
+object is needed, and a hit reads the bits with ``stored[-1]``, decoding the slot only when
+the item has a TTL, a flush is pending or the LRU must be told. A hit sends
+``b"VALUE " + key + stored[:-TRAILER]``.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from .slabs import MAX_CLASSES, Slabs
 
 HOT, WARM, COLD = 0, 1, 2
 SEGMENT_MASK = 3
-ACTIVE = 4   # fetched at least twice since last LRU move
-FETCHED = 8  # fetched at least once
+ACTIVE = 4    # fetched at least twice since last LRU move
+FETCHED = 8   # fetched at least once
+HAS_TTL = 16  # exptime != 0: hits must check it
 LRU_IDS = (MAX_CLASSES + 1) * 4
 #: How many tail items an allocation looks at before giving up on a class (memcached: 5).
 TAIL_SEARCH = 5
 SLOT_BYTES = 4
+TRAILER = SLOT_BYTES + 2
 _from_bytes = int.from_bytes
+_BYTE = [bytes((n,)) for n in range(256)]
 
 
 def slot_of(stored: bytes) -> int:
-    return _from_bytes(stored[-SLOT_BYTES:], "little")
+    return _from_bytes(stored[-TRAILER:-2], "little")
 
 CLASS_COUNTERS = (
     "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs", "reclaimed",
@@ -78,8 +83,6 @@ class ItemTable:
         self.prev = array("i")
         self.next = array("i")
         self.size = array("I")
-        self.bits = bytearray()
-        self.cls = bytearray()
         self.free: list[int] = []
         self.heads = [-1] * LRU_IDS
         self.tails = [-1] * LRU_IDS
@@ -94,17 +97,37 @@ class ItemTable:
 
     # -- slots -------------------------------------------------------------------------------
 
+    def _stored(self, slot: int) -> bytes:
+        return self.index[self.keys[slot]]  # type: ignore[index]
+
     def block(self, slot: int) -> bytes:
-        """The value block of a live slot (without the slot trailer)."""
-        return self.index[self.keys[slot]][:-SLOT_BYTES]  # type: ignore[index]
+        """The value block of a live slot (without the trailer)."""
+        return self._stored(slot)[:-TRAILER]
 
     def set_block(self, slot: int, block: bytes) -> None:
-        self.index[self.keys[slot]] = block + slot.to_bytes(SLOT_BYTES, "little")  # type: ignore
+        self.index[self.keys[slot]] = block + self._stored(slot)[-TRAILER:]  # type: ignore
+
+    def bits(self, slot: int) -> int:
+        return self._stored(slot)[-1]
+
+    def class_of(self, slot: int) -> int:
+        return self._stored(slot)[-2]
+
+    def _set_bits(self, slot: int, bits: int) -> None:
+        key = self.keys[slot]
+        self.index[key] = self.index[key][:-1] + _BYTE[bits]  # type: ignore[index]
+
+    def set_exptime(self, slot: int, exptime: int) -> None:
+        self.exptime[slot] = exptime
+        bits = self.bits(slot)
+        wanted = bits | HAS_TTL if exptime else bits & ~HAS_TTL
+        if wanted != bits:
+            self._set_bits(slot, wanted)
 
     def slot(self, key: bytes) -> int:
         """The slot of a key, or -1 (no expiry checks)."""
         stored = self.index.get(key)
-        return -1 if stored is None else _from_bytes(stored[-SLOT_BYTES:], "little")
+        return -1 if stored is None else _from_bytes(stored[-TRAILER:-2], "little")
 
     def new_slot(self, key: bytes, block: bytes, size: int, class_id: int, exptime: int,
                  cas: int, now: int) -> int:
@@ -115,8 +138,6 @@ class ItemTable:
             self.exptime[slot] = exptime
             self.atime[slot] = now
             self.size[slot] = size
-            self.bits[slot] = HOT
-            self.cls[slot] = class_id
         else:
             slot = len(self.keys)
             self.keys.append(key)
@@ -126,22 +147,22 @@ class ItemTable:
             self.prev.append(-1)
             self.next.append(-1)
             self.size.append(size)
-            self.bits.append(HOT)
-            self.cls.append(class_id)
-        self.index[key] = block + slot.to_bytes(SLOT_BYTES, "little")
+        bits = HOT | HAS_TTL if exptime else HOT
+        self.index[key] = b"".join((block, slot.to_bytes(SLOT_BYTES, "little"),
+                                    _BYTE[class_id], _BYTE[bits]))
         self.curr_items += 1
         self.total_bytes += size
         self.slabs.classes[class_id].requested_bytes += size  # type: ignore[union-attr]
-        self._link(slot, class_id * 4 + HOT)
+        self._link(slot, class_id * 4 + HOT, size)
         return slot
 
     def remove(self, slot: int) -> None:
         """Unlink an item from the index and its LRU and give its chunks back."""
         key = self.keys[slot]
-        self._unlink(slot)
-        del self.index[key]  # type: ignore[arg-type]
+        stored = self.index.pop(key)  # type: ignore[arg-type]
+        class_id = stored[-2]
+        self._unlink(slot, class_id * 4 + (stored[-1] & SEGMENT_MASK))
         size = self.size[slot]
-        class_id = self.cls[slot]
         self.slabs.release(class_id, self.slabs.chunks_for(class_id, size))
         self.slabs.classes[class_id].requested_bytes -= size  # type: ignore[union-attr]
         self.curr_items -= 1
@@ -152,9 +173,10 @@ class ItemTable:
     # -- LRU links ---------------------------------------------------------------------------
 
     def lru_id(self, slot: int) -> int:
-        return self.cls[slot] * 4 + (self.bits[slot] & SEGMENT_MASK)
+        stored = self._stored(slot)
+        return stored[-2] * 4 + (stored[-1] & SEGMENT_MASK)
 
-    def _link(self, slot: int, lru: int) -> None:
+    def _link(self, slot: int, lru: int, size: int) -> None:
         head = self.heads[lru]
         self.prev[slot] = -1
         self.next[slot] = head
@@ -164,10 +186,9 @@ class ItemTable:
             self.tails[lru] = slot
         self.heads[lru] = slot
         self.counts[lru] += 1
-        self.lru_bytes[lru] += self.size[slot]
+        self.lru_bytes[lru] += size
 
-    def _unlink(self, slot: int) -> None:
-        lru = self.cls[slot] * 4 + (self.bits[slot] & SEGMENT_MASK)
+    def _unlink(self, slot: int, lru: int) -> None:
         before = self.prev[slot]
         after = self.next[slot]
         if before >= 0:
@@ -182,27 +203,29 @@ class ItemTable:
         self.lru_bytes[lru] -= self.size[slot]
 
     def move(self, slot: int, segment: int, clear_active: bool = True) -> None:
-        self._unlink(slot)
-        bits = self.bits[slot]
+        stored = self._stored(slot)
+        class_id, bits = stored[-2], stored[-1]
+        size = self.size[slot]
+        self._unlink(slot, class_id * 4 + (bits & SEGMENT_MASK))
         if clear_active:
             bits &= ~ACTIVE
-        self.bits[slot] = (bits & ~SEGMENT_MASK) | segment
-        self._link(slot, self.cls[slot] * 4 + segment)
+        self._set_bits(slot, (bits & ~SEGMENT_MASK) | segment)
+        self._link(slot, class_id * 4 + segment, size)
 
     def bump(self, slot: int, now: int) -> None:
         """A fetch of an item: memcached's do_item_bump in segmented mode."""
-        bits = self.bits[slot]
+        bits = self.bits(slot)
         if bits & ACTIVE:
             return
         if not bits & FETCHED:
-            self.bits[slot] = bits | FETCHED
+            self._set_bits(slot, bits | FETCHED)
             return
         self.atime[slot] = now
         if bits & SEGMENT_MASK == COLD:
             # Hits to COLD move to WARM at once (memcached's async bump).
             self.move(slot, WARM)
         else:
-            self.bits[slot] = bits | ACTIVE
+            self._set_bits(slot, bits | ACTIVE)
 
     # -- reclaim, juggle, evict ----------------------------------------------------------------
 
@@ -232,13 +255,13 @@ class ItemTable:
             if self.is_dead(slot, now, flushed):
                 counters.reclaimed += 1
                 self.reclaimed_total += 1
-                if not self.bits[slot] & FETCHED:
+                if not self.bits(slot) & FETCHED:
                     counters.expired_unfetched += 1
                 self.remove(slot)
                 done += 1
                 slot = before
                 continue
-            bits = self.bits[slot]
+            bits = self.bits(slot)
             if segment in (HOT, WARM):
                 pct = self.hot_lru_pct if segment == HOT else self.warm_lru_pct
                 limit = class_bytes * pct // 100

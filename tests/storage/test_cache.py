@@ -186,7 +186,7 @@ def test_expired_items_are_reclaimed_before_live_ones_are_evicted(clock):
     while True:
         cache.store(b"set", b"exp%d" % n, 0, 1 if n < 5 else 0, big)
         n += 1
-        slab_class = cache.slabs.classes[cache.table.cls[cache.table.slot(b"exp0")]]
+        slab_class = cache.slabs.classes[cache.table.class_of(cache.table.slot(b"exp0"))]
         if cache.slabs.malloced_bytes >= 2 * 1024 * 1024 and slab_class.free_chunks == 0:
             break
     clock.advance(2)
@@ -222,17 +222,17 @@ def test_lru_segments_and_bumps(clock):
     for i in range(100):
         cache.store(b"set", b"k%d" % i, 0, 0, b"v")
     table = cache.table
-    cid = table.cls[table.slot(b"k0")]
+    cid = table.class_of(table.slot(b"k0"))
     assert table.counts[cid * 4 + HOT] == 100
     clock.advance(5)
     cache.maintain()
     assert table.counts[cid * 4 + HOT] <= 20
     assert table.counts[cid * 4 + COLD] >= 80
     slot = table.slot(b"k0")
-    assert table.bits[slot] & 3 == COLD
+    assert table.bits(slot) & 3 == COLD
     get(cache, b"k0")
     get(cache, b"k0")  # second fetch of a COLD item moves it to WARM
-    assert table.bits[slot] & 3 == WARM
+    assert table.bits(slot) & 3 == WARM
     items = dict(items_stats(cache))
     assert items["items:%d:number" % cid] == 100
     assert items["items:%d:hits_to_cold" % cid] == 2
