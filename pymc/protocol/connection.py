@@ -8,7 +8,7 @@ memcached), and a data block larger than ``max_value_length`` is skipped, not bu
 
 from __future__ import annotations
 
-from .messages import MAX_LINE_LENGTH, NEED_DATA, Close, Invalid, Request
+from .messages import MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, Close, Invalid, Request
 from .numbers import strtoul32
 from .text import LINE_PARSERS, StorageHeader, parse_line
 
@@ -99,7 +99,12 @@ class ServerConnection:
             return NEED_DATA
         end = eol - 1 if eol - pos > 1 and buf[eol - 1] == 13 else eol
         self._pos = eol + 1
-        parsed = parse_line(buf[pos:end], self._parsers)
+        line = buf[pos:end]
+        if line[:4] == b"get ":  # the common case, without the general tokenizer
+            keys = line[4:].split(b" ")
+            if b"" not in keys and b"\0" not in line and max(map(len, keys)) <= MAX_KEY_LENGTH:
+                return Request(b"get", keys)
+        parsed = parse_line(line, self._parsers)
         kind = type(parsed)
         if kind is Request or kind is Invalid:
             return parsed

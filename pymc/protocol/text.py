@@ -74,9 +74,8 @@ def parse_storage(tokens: list) -> Parsed:
 
 
 def _parse_keys(command: bytes, keys: list, exptime: int = 0) -> Parsed:
-    for key in keys:
-        if len(key) > MAX_KEY_LENGTH:
-            return Invalid(BAD_FORMAT, drop_pending=True)
+    if keys and max(map(len, keys)) > MAX_KEY_LENGTH:
+        return Invalid(BAD_FORMAT, drop_pending=True)
     return Request(command, keys, exptime=exptime)
 
 

@@ -170,7 +170,9 @@ class Cache:
         The hot path of the server: per hit one dict lookup, one concatenation and one counter;
         the slot is decoded only for items with a TTL, during a flush, or to bump the LRU.
         """
-        now = self.now()
+        now = self.clock.now()
+        if now >= self._wake_at:
+            self._wake(now)
         table = self.table
         index_get = table.index.get
         from_bytes = int.from_bytes
@@ -241,13 +243,14 @@ class Cache:
         table = self.table
         self.cmd_set += 1
         total = item_size(len(key), len(data), flags, self.cas_enabled)
-        if self.slabs.class_for(total) == 0:
+        class_id = self.slabs.class_for(total)
+        if class_id == 0:
             self.store_too_large += 1
             if command == b"set":
                 self.delete_quietly(key, now)
             return TOO_LARGE
         old = self.find(key, now)
-        self.table.counters[self.slabs.class_for(total)].cmd_set += 1
+        table.counters[class_id].cmd_set += 1
         if command == b"set":
             pass
         elif command == b"add":
@@ -273,16 +276,17 @@ class Cache:
             flags = old_flags
             exptime_rel = table.exptime[old]
             total = item_size(len(key), len(data), flags, self.cas_enabled)
-            if self.slabs.class_for(total) == 0:
+            class_id = self.slabs.class_for(total)
+            if class_id == 0:
                 self.store_too_large += 1
                 return TOO_LARGE
-            return self._write(key, flags, exptime_rel, data, total, old, now)
-        return self._write(key, flags, realtime(exptime, self.clock), data, total, old, now)
+            return self._write(key, flags, exptime_rel, data, total, class_id, old, now)
+        return self._write(key, flags, realtime(exptime, self.clock) if exptime else 0, data,
+                           total, class_id, old, now)
 
     def _write(self, key: bytes, flags: int, exptime_rel: int, data: bytes, total: int,
-               old: int, now: int) -> int:
+               class_id: int, old: int, now: int) -> int:
         table = self.table
-        class_id = self.slabs.class_for(total)
         chunks = self.slabs.chunks_for(class_id, total)
         table.pinned = old
         try:
@@ -362,7 +366,8 @@ class Cache:
             table.bump(slot, now)
             return STORED, value
         total = item_size(len(key), len(digits), flags, self.cas_enabled)
-        result = self._write(key, flags, table.exptime[slot], digits, total, slot, now)
+        result = self._write(key, flags, table.exptime[slot], digits, total,
+                             self.slabs.class_for(total), slot, now)
         if result != STORED:
             return NO_MEMORY, 0
         return STORED, value

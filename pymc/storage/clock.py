@@ -31,20 +31,18 @@ class SystemClock:
     def __init__(self, started: float | None = None) -> None:
         wall = time.time() if started is None else started
         self._process_started = float(int(wall) - START_OFFSET)
-        self._mono_start = time.monotonic()
-        self._wall_start = wall
-        self._shift = 0
+        # relative time = monotonic() - _origin (+ debugtime shifts folded into _origin)
+        self._origin = time.monotonic() - (wall - self._process_started)
 
     @property
     def process_started(self) -> float:
         return self._process_started
 
-    def now(self) -> int:
-        elapsed = time.monotonic() - self._mono_start
-        return int(self._wall_start + elapsed - self._process_started) + self._shift
+    def now(self, _monotonic=time.monotonic) -> int:
+        return int(_monotonic() - self._origin)
 
     def advance(self, seconds: int) -> None:
-        self._shift += seconds
+        self._origin -= seconds
 
     def unix_now(self) -> int:
         return int(self._process_started) + self.now()

@@ -9,6 +9,7 @@ Only counts live here; the item table owns the items.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 ITEM_HEADER_BYTES = 48
 CAS_BYTES = 8
@@ -73,16 +74,9 @@ class Slabs:
         0 when the item exceeds the item size limit."""
         if total_bytes > self.item_size_max:
             return 0
-        lo, hi = 0, len(self._sizes) - 1
-        if total_bytes > self._sizes[hi]:
+        if total_bytes > self.slab_chunk_max:
             return self.largest
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._sizes[mid] >= total_bytes:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo + 1
+        return bisect_left(self._sizes, total_bytes) + 1
 
     def chunks_for(self, class_id: int, total_bytes: int) -> int:
         if class_id == self.largest and total_bytes > self.slab_chunk_max:
