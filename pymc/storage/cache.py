@@ -288,6 +288,16 @@ class Cache:
                class_id: int, old: int, now: int) -> int:
         table = self.table
         chunks = self.slabs.chunks_for(class_id, total)
+        if old >= 0 and table.class_of(old) == class_id and \
+                chunks == self.slabs.chunks_for(class_id, table.size[old]):
+            # Same chunk footprint: reuse the slot (memcached unlinks and relinks; the
+            # outcome is the same, without touching the index or the slab counts).
+            table.rewrite(old, value_block(flags, data), total, exptime_rel, self.next_cas(),
+                          now)
+            self.total_items += 1
+            if self.flush_check:
+                self._window.append(old)
+            return STORED
         table.pinned = old
         try:
             allocated = table.allocate(class_id, chunks, now, self.is_flushed)

@@ -156,6 +156,24 @@ class ItemTable:
         self._link(slot, class_id * 4 + HOT, size)
         return slot
 
+    def rewrite(self, slot: int, block: bytes, size: int, exptime: int, cas: int,
+                now: int) -> None:
+        """Store a new value for a live slot of the same class, as a fresh HOT item."""
+        key = self.keys[slot]
+        stored = self.index[key]  # type: ignore[index]
+        class_id = stored[-2]
+        old_size = self.size[slot]
+        self._unlink(slot, class_id * 4 + (stored[-1] & SEGMENT_MASK))
+        bits = HOT | HAS_TTL if exptime else HOT
+        self.index[key] = b"".join((block, stored[-TRAILER:-1], _BYTE[bits]))  # type: ignore
+        self.cas[slot] = cas
+        self.exptime[slot] = exptime
+        self.atime[slot] = now
+        self.size[slot] = size
+        self.total_bytes += size - old_size
+        self.slabs.classes[class_id].requested_bytes += size - old_size  # type: ignore
+        self._link(slot, class_id * 4 + HOT, size)
+
     def remove(self, slot: int) -> None:
         """Unlink an item from the index and its LRU and give its chunks back."""
         key = self.keys[slot]
