@@ -16,6 +16,7 @@ from .items import ACTIVE, HAS_TTL, LRU_IDS, SEGMENT_MASK, TRAILER, ItemTable
 from .slabs import PAGE_BYTES, Slabs, item_size
 
 STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
+
 DELETED, TOUCHED, NON_NUMERIC = range(6, 9)
 
 U64 = 2**64
@@ -167,8 +168,8 @@ class Cache:
     def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
         """Append ``VALUE`` blocks for the hits to ``out``; returns the number of hits.
 
-        The hot path of the server: per hit one dict lookup, one concatenation and one counter;
-        the slot is decoded only for items with a TTL, during a flush, or to bump the LRU.
+        The server's hot path: per hit one lookup, one concatenation and one counter; the slot
+        is decoded only for items with a TTL, during a flush, or when the LRU must be told.
         """
         now = self.clock.now()
         if now >= self._wake_at:
@@ -199,7 +200,7 @@ class Cache:
                                          stored[end:-TRAILER]))
             else:
                 append(VALUE_PREFIX + key + stored[:-TRAILER])
-            segment_hits[stored[-2] * 4 + (bits & SEGMENT_MASK)] += 1
+            segment_hits[stored[-2]] += 1
             if not bits & ACTIVE:
                 table.bump(from_bytes(stored[-TRAILER:-2], "little"), now)
         hits = len(out) - started

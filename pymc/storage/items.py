@@ -7,7 +7,7 @@ list entry for its key and a few machine words in ``array``s.
 
 The index maps each key straight to its stored bytes: the tail of memcached's get reply,
 `` <flags> <bytes>\\r\\n`` + data + ``\\r\\n``, then a TRAILER of the item's slot number
-(4 bytes, little-endian), its slab class (1 byte) and its LRU bits (1 byte). No per-item int
+(4 bytes, little-endian), its LRU id (1 byte: class * 4 + segment) and its flags (1 byte). No per-item int
 object is needed, and a hit reads the bits with ``stored[-1]``, decoding the slot only when
 the item has a TTL, a flush is pending or the LRU must be told. A hit sends
 ``b"VALUE " + key + stored[:-TRAILER]``.
@@ -21,6 +21,7 @@ from .slabs import MAX_CLASSES, Slabs
 
 HOT, WARM, COLD = 0, 1, 2
 SEGMENT_MASK = 3
+# flags (the trailer's last byte)
 ACTIVE = 4    # fetched at least twice since last LRU move
 FETCHED = 8   # fetched at least once
 HAS_TTL = 16  # exptime != 0: hits must check it
@@ -108,14 +109,22 @@ class ItemTable:
         self.index[self.keys[slot]] = block + self._stored(slot)[-TRAILER:]  # type: ignore
 
     def bits(self, slot: int) -> int:
+        """The item's flags (ACTIVE, FETCHED, HAS_TTL)."""
         return self._stored(slot)[-1]
 
     def class_of(self, slot: int) -> int:
-        return self._stored(slot)[-2]
+        return self._stored(slot)[-2] >> 2
+
+    def segment(self, slot: int) -> int:
+        return self._stored(slot)[-2] & SEGMENT_MASK
 
     def _set_bits(self, slot: int, bits: int) -> None:
         key = self.keys[slot]
         self.index[key] = self.index[key][:-1] + _BYTE[bits]  # type: ignore[index]
+
+    def _set_trailer(self, slot: int, lru: int, bits: int) -> None:
+        key = self.keys[slot]
+        self.index[key] = self.index[key][:-2] + _BYTE[lru] + _BYTE[bits]  # type: ignore
 
     def set_exptime(self, slot: int, exptime: int) -> None:
         self.exptime[slot] = exptime
@@ -147,9 +156,8 @@ class ItemTable:
             self.prev.append(-1)
             self.next.append(-1)
             self.size.append(size)
-        bits = HOT | HAS_TTL if exptime else HOT
         self.index[key] = b"".join((block, slot.to_bytes(SLOT_BYTES, "little"),
-                                    _BYTE[class_id], _BYTE[bits]))
+                                    _BYTE[class_id * 4 + HOT], _BYTE[HAS_TTL if exptime else 0]))
         self.curr_items += 1
         self.total_bytes += size
         self.slabs.classes[class_id].requested_bytes += size  # type: ignore[union-attr]
@@ -161,11 +169,11 @@ class ItemTable:
         """Store a new value for a live slot of the same class, as a fresh HOT item."""
         key = self.keys[slot]
         stored = self.index[key]  # type: ignore[index]
-        class_id = stored[-2]
+        class_id = stored[-2] >> 2
         old_size = self.size[slot]
-        self._unlink(slot, class_id * 4 + (stored[-1] & SEGMENT_MASK))
-        bits = HOT | HAS_TTL if exptime else HOT
-        self.index[key] = b"".join((block, stored[-TRAILER:-1], _BYTE[bits]))  # type: ignore
+        self._unlink(slot, stored[-2])
+        self.index[key] = b"".join((block, stored[-TRAILER:-2], _BYTE[class_id * 4 + HOT],  # type: ignore
+                                    _BYTE[HAS_TTL if exptime else 0]))
         self.cas[slot] = cas
         self.exptime[slot] = exptime
         self.atime[slot] = now
@@ -178,8 +186,8 @@ class ItemTable:
         """Unlink an item from the index and its LRU and give its chunks back."""
         key = self.keys[slot]
         stored = self.index.pop(key)  # type: ignore[arg-type]
-        class_id = stored[-2]
-        self._unlink(slot, class_id * 4 + (stored[-1] & SEGMENT_MASK))
+        class_id = stored[-2] >> 2
+        self._unlink(slot, stored[-2])
         size = self.size[slot]
         self.slabs.release(class_id, self.slabs.chunks_for(class_id, size))
         self.slabs.classes[class_id].requested_bytes -= size  # type: ignore[union-attr]
@@ -191,8 +199,7 @@ class ItemTable:
     # -- LRU links ---------------------------------------------------------------------------
 
     def lru_id(self, slot: int) -> int:
-        stored = self._stored(slot)
-        return stored[-2] * 4 + (stored[-1] & SEGMENT_MASK)
+        return self._stored(slot)[-2]
 
     def _link(self, slot: int, lru: int, size: int) -> None:
         head = self.heads[lru]
@@ -222,13 +229,14 @@ class ItemTable:
 
     def move(self, slot: int, segment: int, clear_active: bool = True) -> None:
         stored = self._stored(slot)
-        class_id, bits = stored[-2], stored[-1]
+        lru, bits = stored[-2], stored[-1]
         size = self.size[slot]
-        self._unlink(slot, class_id * 4 + (bits & SEGMENT_MASK))
+        self._unlink(slot, lru)
         if clear_active:
             bits &= ~ACTIVE
-        self._set_bits(slot, (bits & ~SEGMENT_MASK) | segment)
-        self._link(slot, class_id * 4 + segment, size)
+        new_lru = (lru & ~SEGMENT_MASK) | segment
+        self._set_trailer(slot, new_lru, bits)
+        self._link(slot, new_lru, size)
 
     def bump(self, slot: int, now: int) -> None:
         """A fetch of an item: memcached's do_item_bump in segmented mode."""
@@ -239,7 +247,7 @@ class ItemTable:
             self._set_bits(slot, bits | FETCHED)
             return
         self.atime[slot] = now
-        if bits & SEGMENT_MASK == COLD:
+        if self.segment(slot) == COLD:
             # Hits to COLD move to WARM at once (memcached's async bump).
             self.move(slot, WARM)
         else:
