@@ -100,11 +100,9 @@ class ServerConnection:
         end = eol - 1 if eol - pos > 1 and buf[eol - 1] == 13 else eol
         self._pos = eol + 1
         line = buf[pos:end]
-        if line[:4] == b"get ":  # the common case, without the general tokenizer
-            keys = line[4:].split(b" ")
-            if b"" not in keys and b"\0" not in line and max(map(len, keys)) <= MAX_KEY_LENGTH:
-                return Request(b"get", keys)
-        parsed = parse_line(line, self._parsers)
+        parsed = _fast_path(line)
+        if parsed is None:
+            parsed = parse_line(line, self._parsers)
         kind = type(parsed)
         if kind is Request or kind is Invalid:
             return parsed
@@ -195,6 +193,24 @@ class ServerConnection:
                 and (head.startswith(b"get ") or head.startswith(b"gets "))):
             return NEED_DATA
         return Close("line too long")
+
+
+def _fast_path(line: bytes):
+    """The two commonest lines, parsed without the general tokenizer: ``get <keys>`` and a plain
+    ``set <key> <flags> <exptime> <bytes>``. Anything unusual returns None (general parser)."""
+    head = line[:4]
+    if head == b"get ":
+        keys = line[4:].split(b" ")
+        if b"" not in keys and b"\0" not in line and max(map(len, keys)) <= MAX_KEY_LENGTH:
+            return Request(b"get", keys)
+    elif head == b"set ":
+        parts = line.split(b" ")
+        if (len(parts) == 5 and 0 < len(parts[1]) <= MAX_KEY_LENGTH and b"\0" not in line
+                and parts[2].isdigit() and parts[3].isdigit() and parts[4].isdigit()
+                and len(parts[2]) < 10 and len(parts[3]) < 10 and len(parts[4]) < 10):
+            return StorageHeader(Request(b"set", [parts[1]], int(parts[2]), int(parts[3])),
+                                 int(parts[4]))
+    return None
 
 
 def is_binary_protocol(first_bytes: bytes) -> bool:

@@ -157,3 +157,19 @@ def test_auth_mode():
     conn.receive_data(b"get foo\r\nset foo 0 0 7\r\nfoo bar\r\n")
     assert conn.next_event().line == b"CLIENT_ERROR unauthenticated\r\n"
     assert conn.next_event().args == (b"foo", b"bar")
+
+
+@pytest.mark.parametrize("data", [
+    b"set k 1 2 3\r\nabc\r\n", b"set k 4294967295 0 1\r\nx\r\n", b"set k 0 -1 1\r\nx\r\n",
+    b"set k 0 0 1 noreply\r\nx\r\n", b"set  k 0 0 1\r\nx\r\n", b"set k 0 0 01\r\nx\r\n",
+    b"get a b\r\n", b"get  a\r\n", b"get a \r\n",
+])
+def test_fast_paths_agree_with_the_general_parser(data):
+    from pymc.protocol.text import LINE_PARSERS, parse_line
+    line = data.split(b"\r\n", 1)[0]
+    general = parse_line(line, LINE_PARSERS)
+    got = one(data)
+    expected = general.request if hasattr(general, "request") else general
+    if hasattr(general, "request"):
+        expected.data = data.split(b"\r\n")[1]
+    assert got == expected
