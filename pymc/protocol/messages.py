@@ -79,6 +79,8 @@ class Invalid:
     """
 
     __slots__ = ("line", "noreply", "unlink_key", "drop_pending", "store_failure")
+    #: Not a wire command: lets a dispatcher route every event through one table.
+    command = b"\x00invalid"
 
     def __init__(self, line: bytes, noreply: bool = False, unlink_key: bytes | None = None,
                  drop_pending: bool = False, store_failure: str | None = None) -> None:
@@ -96,6 +98,7 @@ class Close:
     """The connection must be closed (quit, HTTP request, runaway line, binary protocol)."""
 
     __slots__ = ("reason",)
+    command = b"\x00close"
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -35,8 +35,6 @@ MAX_VERBOSITY = 2
 WATCH_TYPES = frozenset((b"rawcmds", b"fetchers", b"mutations", b"evictions", b"connevents",
                          b"proxyreqs", b"proxyevents", b"proxyuser", b"deletions"))
 
-Invalid.command = b"\x00invalid"  # type: ignore[attr-defined]
-Close.command = b"\x00close"  # type: ignore[attr-defined]
 
 
 class Dispatcher:
@@ -55,7 +53,7 @@ class Dispatcher:
             b"stats": self.stats, b"shutdown": self.shutdown, b"slabs": self.slabs,
             b"lru": self.lru, b"lru_crawler": self.lru_crawler, b"watch": self.watch,
             b"debugtime": self.debugtime, b"misbehave": self.misbehave,
-            Invalid.command: self.invalid, Close.command: self.close,  # type: ignore
+            Invalid.command: self.invalid, Close.command: self.close,
             AUTH_COMMAND: self.authenticate,
         }
         self.credentials = load_auth_file(settings.auth_file) if settings.auth_file else {}
