@@ -14,7 +14,6 @@ MAX_TOKENS = 24
 MAX_VALUE_LENGTH = 2**31 - 1 - 2
 
 STORAGE_COMMANDS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
-RETRIEVAL_COMMANDS = frozenset((b"get", b"gets", b"gat", b"gats", b"bget"))
 
 
 class _Marker:

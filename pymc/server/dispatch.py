@@ -78,8 +78,6 @@ class Dispatcher:
     def store(self, req: Request, out: list, conn) -> bool:
         result = self.cache.store(req.command, req.keys[0], req.flags, req.exptime,
                                   req.data, req.cas_unique)  # type: ignore[arg-type]
-        if result == c.NO_MEMORY and req.command == b"set":
-            self.cache.delete_quietly(req.keys[0], 0)
         if not req.noreply:
             out.append(STORE_REPLIES[result])
         return False
@@ -372,10 +370,8 @@ class Dispatcher:
     # -- parse outcomes -------------------------------------------------------------------------
 
     def invalid(self, event: Invalid, out: list, conn) -> bool:
-        if event.unlink_key is not None:
-            self.cache.delete_quietly(event.unlink_key, 0)
         if event.store_failure == "too_large":
-            self.cache.store_too_large += 1
+            self.cache.reject_too_large(event.unlink_key)
         if event.drop_pending:
             conn.drop_pending(out)
         if not event.noreply:

@@ -28,7 +28,7 @@ GLOBAL_COUNTERS = (
     "get_flushed", "delete_misses", "incr_misses", "decr_misses", "cas_misses",
     "touch_misses", "store_too_large", "store_no_memory", "total_items",
     "crawler_reclaimed", "crawler_items_checked", "lru_maintainer_juggles",
-    "lru_crawler_starts",
+    "lru_crawler_starts", "cmd_meta",
 )
 
 
@@ -246,9 +246,7 @@ class Cache:
         total = item_size(len(key), len(data), flags, self.cas_enabled)
         class_id = self.slabs.class_for(total)
         if class_id == 0:
-            self.store_too_large += 1
-            if command == b"set":
-                self.delete_quietly(key, now)
+            self.reject_too_large(key if command == b"set" else None)
             return TOO_LARGE
         old = self.find(key, now)
         table.counters[class_id].cmd_set += 1
@@ -282,8 +280,11 @@ class Cache:
                 self.store_too_large += 1
                 return TOO_LARGE
             return self._write(key, flags, exptime_rel, data, total, class_id, old, now)
-        return self._write(key, flags, realtime(exptime, self.clock) if exptime else 0, data,
-                           total, class_id, old, now)
+        result = self._write(key, flags, realtime(exptime, self.clock) if exptime else 0, data,
+                             total, class_id, old, now)
+        if result == NO_MEMORY and command == b"set":
+            self.delete_quietly(key)  # memcached: a failed set must not leave the old value
+        return result
 
     def _write(self, key: bytes, flags: int, exptime_rel: int, data: bytes, total: int,
                class_id: int, old: int, now: int) -> int:
@@ -317,7 +318,13 @@ class Cache:
             self._window.append(slot)
         return STORED
 
-    def delete_quietly(self, key: bytes, now: int) -> None:
+    def reject_too_large(self, unlink_key: bytes | None) -> None:
+        """A value over the item size limit: counted, and for set the old value goes."""
+        self.store_too_large += 1
+        if unlink_key is not None:
+            self.delete_quietly(unlink_key)
+
+    def delete_quietly(self, key: bytes) -> None:
         slot = self.table.slot(key)
         if slot >= 0:
             self.table.remove(slot)

@@ -33,10 +33,6 @@ TRAILER = SLOT_BYTES + 2
 _from_bytes = int.from_bytes
 _BYTE = [bytes((n,)) for n in range(256)]
 
-
-def slot_of(stored: bytes) -> int:
-    return _from_bytes(stored[-TRAILER:-2], "little")
-
 CLASS_COUNTERS = (
     "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs", "reclaimed",
     "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed",
@@ -197,9 +193,6 @@ class ItemTable:
         self.free.append(slot)
 
     # -- LRU links ---------------------------------------------------------------------------
-
-    def lru_id(self, slot: int) -> int:
-        return self._stored(slot)[-2]
 
     def _link(self, slot: int, lru: int, size: int) -> None:
         head = self.heads[lru]

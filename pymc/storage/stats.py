@@ -17,7 +17,7 @@ def engine_stats(cache: Cache) -> Pairs:
     table = cache.table
     return [
         ("cmd_get", cache.cmd_get), ("cmd_set", cache.cmd_set), ("cmd_flush", cache.cmd_flush),
-        ("cmd_touch", cache.cmd_touch), ("cmd_meta", getattr(cache, "cmd_meta", 0)),
+        ("cmd_touch", cache.cmd_touch), ("cmd_meta", cache.cmd_meta),
         ("get_hits", cache.get_hits), ("get_misses", cache.get_misses),
         ("get_expired", cache.get_expired), ("get_flushed", cache.get_flushed),
         ("delete_misses", cache.delete_misses), ("delete_hits", cache.class_total("delete_hits")),

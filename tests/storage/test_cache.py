@@ -257,3 +257,15 @@ def test_chunked_items_use_the_largest_class(clock):
     assert largest.used_chunks == -(-(len(value) + 70) // 16384)
     for i in range(200):
         assert cache.store(b"set", b"b%d" % i, 0, 0, value) == c.STORED
+
+
+def test_set_that_runs_out_of_memory_removes_the_old_value(clock):
+    cache = make(clock, limit_bytes=2 * 1024 * 1024, evict=False)
+    cache.store(b"set", b"victim", 0, 0, b"small")
+    i = 0
+    while cache.store(b"set", b"k%d" % i, 0, 0, b"x" * 8192) != c.NO_MEMORY:
+        i += 1
+    assert get(cache, b"victim") is not None          # other class, still there
+    assert cache.store(b"set", b"victim", 0, 0, b"x" * 8192) == c.NO_MEMORY
+    assert get(cache, b"victim") is None
+    assert cache.store(b"add", b"k0", 0, 0, b"x" * 8192) == c.NOT_STORED  # add keeps old
