@@ -8,9 +8,10 @@ memcached), and a data block larger than ``max_value_length`` is skipped, not bu
 
 from __future__ import annotations
 
-from .messages import MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, Close, Invalid, Request
+from .messages import (MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, Close, Invalid, Request,
+                       StorageHeader)
 from .numbers import strtoul32
-from .text import LINE_PARSERS, StorageHeader, parse_line
+from .text import LINE_PARSERS, parse_line
 
 BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
 UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
@@ -107,10 +108,14 @@ class ServerConnection:
         if kind is Request or kind is Invalid:
             return parsed
         if kind is StorageHeader:
+            if parsed.refusal is not None:
+                self._skip_block(parsed.length + 2)
+                return parsed.refusal
             if parsed.length > self.max_value_length:
                 self._skip_block(parsed.length + 2)
                 req = parsed.request
-                unlink = req.keys[0] if req.command == b"set" else None
+                # set (and ms in any mode) must not leave the old value behind.
+                unlink = req.key if req.command in (b"set", b"ms") else None
                 return Invalid(TOO_LARGE, req.noreply, unlink_key=unlink,
                                store_failure="too_large")
             self._header = parsed

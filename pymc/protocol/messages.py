@@ -106,6 +106,21 @@ class Close:
         return f"Close({self.reason!r})"
 
 
+class StorageHeader:
+    """A storage command line whose data block (``length`` bytes + CRLF) must follow.
+
+    ``refusal``: the command is already known to fail; the block is skipped, then the
+    refusal is the event (memcached's "swallow").
+    """
+
+    __slots__ = ("request", "length", "refusal")
+
+    def __init__(self, request, length: int, refusal: Invalid | None = None) -> None:
+        self.request = request
+        self.length = length
+        self.refusal = refusal
+
+
 class ProtocolViolation(Exception):
     """The peer sent bytes that are not a valid reply (a broken or foreign server)."""
 

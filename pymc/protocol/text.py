@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
-from .messages import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Close, Invalid, Request
+from .messages import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Close, Invalid, Request, StorageHeader
+from .meta import META_PARSERS
 from .numbers import strtol32, strtoul32, strtoull
 
 ERROR = b"ERROR\r\n"
@@ -19,16 +20,6 @@ BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
 BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 BAD_DELETE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 NOREPLY = b"noreply"
-
-
-class StorageHeader:
-    """A storage command line whose data block (``length`` bytes + CRLF) must follow."""
-
-    __slots__ = ("request", "length")
-
-    def __init__(self, request: Request, length: int) -> None:
-        self.request = request
-        self.length = length
 
 
 Parsed = Union[Request, Invalid, Close, StorageHeader]
@@ -207,6 +198,7 @@ LINE_PARSERS: dict[bytes, Parser] = {
     b"watch": _admin(),
     b"debugtime": _admin(2),
     b"misbehave": _admin(),
+    **META_PARSERS,
 }
 
 
@@ -222,6 +214,8 @@ def parse_line(line: bytes, parsers: dict[bytes, Parser] = LINE_PARSERS) -> Pars
     parser = parsers.get(tokens[0])
     if parser is not None:
         return parser(tokens)
+    if len(tokens[0]) == 2 and tokens[0][:1] == b"m":  # memcached: every m? is meta
+        return Invalid(ERROR)
     if tokens[-1].startswith(b"HTTP/"):
         return Close("HTTP request")
     return Invalid(ERROR)

@@ -14,6 +14,7 @@ from ..protocol.messages import Close, Invalid, Request
 from ..protocol.numbers import strtoll, strtol32, strtoul32
 from ..storage import cache as c
 from ..storage.stats import items_stats, slabs_stats
+from .meta import MetaCommands
 from .stats import format_stats, general_stats, settings_stats
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Dispatcher:
             b"debugtime": self.debugtime, b"misbehave": self.misbehave,
             Invalid.command: self.invalid, Close.command: self.close,
             AUTH_COMMAND: self.authenticate,
+            **MetaCommands(cache).handlers,
         }
         self.credentials = load_auth_file(settings.auth_file) if settings.auth_file else {}
 

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 
 from .clock import Clock, realtime
-from .items import ACTIVE, HAS_TTL, LRU_IDS, SEGMENT_MASK, TRAILER, ItemTable
+from .items import (ACTIVE, HAS_TTL, LRU_IDS, SEGMENT_MASK, STALE, TOKEN_SENT, TRAILER,
+                    ItemTable)
 from .slabs import PAGE_BYTES, Slabs, item_size
 
 STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
@@ -237,9 +238,16 @@ class Cache:
     # -- writes ---------------------------------------------------------------------------------
 
     def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-              cas_unique: int = 0) -> int:
+              cas_unique: int = 0, *, stale_ok: bool = False, new_cas: int | None = None,
+              bits: int = 0, vivify: bool = False) -> int:
         """set/add/replace/append/prepend/cas. Returns STORED, NOT_STORED, EXISTS, NOT_FOUND,
-        TOO_LARGE or NO_MEMORY."""
+        TOO_LARGE or NO_MEMORY.
+
+        Meta set options: ``cas_unique`` also guards append/prepend; ``stale_ok`` (ms I) lets
+        a cas with an older token store the value, marked stale, keeping the old TTL;
+        ``new_cas`` (E) replaces the next global CAS; ``bits`` are extra item flags
+        (KEY_BINARY); ``vivify`` (ms N) lets append/prepend create a missing item.
+        """
         now = self.now()
         table = self.table
         self.cmd_set += 1
@@ -250,11 +258,12 @@ class Cache:
             return TOO_LARGE
         old = self.find(key, now)
         table.counters[class_id].cmd_set += 1
+        exptime_rel = realtime(exptime, self.clock) if exptime else 0
         if command == b"set":
             pass
         elif command == b"add":
             if old >= 0:
-                table.atime[old] = now  # memcached: a failed add refreshes the item's time
+                table.update(old, now)  # memcached: a failed add refreshes the item's time
                 return NOT_STORED
         elif command == b"replace":
             if old < 0:
@@ -263,39 +272,71 @@ class Cache:
             if old < 0:
                 self.cas_misses += 1
                 return NOT_FOUND
-            if table.cas[old] != cas_unique:
-                table.counters[table.class_of(old)].cas_badval += 1
+            current = table.cas[old]
+            counters = table.counters[table.class_of(old)]
+            if cas_unique == 0 or (cas_unique != current and not (
+                    stale_ok and cas_unique < current)):
+                counters.cas_badval += 1
                 return EXISTS
-            table.counters[table.class_of(old)].cas_hits += 1
-        else:  # append / prepend keep the old flags and exptime
-            if old < 0:
+            if cas_unique != current:
+                # A late writer: its value is kept but stays stale until a real recache.
+                exptime_rel = table.exptime[old]
+                bits |= STALE | (table.bits(old) & TOKEN_SENT)
+            counters.cas_hits += 1
+        elif old < 0:  # append / prepend
+            if not vivify:
                 return NOT_STORED
+        else:  # append / prepend keep the old flags and exptime
+            if cas_unique and table.cas[old] != cas_unique:
+                return EXISTS
             old_flags, old_data = parse_block(table.block(old))
             data = old_data + data if command == b"append" else data + old_data
-            flags = old_flags
-            exptime_rel = table.exptime[old]
-            total = item_size(len(key), len(data), flags, self.cas_enabled)
+            total = item_size(len(key), len(data), old_flags, self.cas_enabled)
             class_id = self.slabs.class_for(total)
             if class_id == 0:
                 self.store_too_large += 1
                 return TOO_LARGE
-            return self._write(key, flags, exptime_rel, data, total, class_id, old, now)
-        result = self._write(key, flags, realtime(exptime, self.clock) if exptime else 0, data,
-                             total, class_id, old, now)
+            return self._write(key, old_flags, table.exptime[old], data, total, class_id, old,
+                               now, new_cas)
+        result = self._write(key, flags, exptime_rel, data, total, class_id, old, now,
+                             new_cas, bits)
         if result == NO_MEMORY and command == b"set":
             self.delete_quietly(key)  # memcached: a failed set must not leave the old value
         return result
 
+    def create(self, key: bytes, flags: int, exptime_rel: int, data: bytes,
+               cas: int | None = None, bits: int = 0) -> int:
+        """Link a new item over whatever the key holds, without store semantics or counters
+        (meta vivify, md x). Returns its slot, or -1 when memory is exhausted."""
+        total = item_size(len(key), len(data), flags, self.cas_enabled)
+        class_id = self.slabs.class_for(total)
+        if class_id == 0:
+            return -1
+        result = self._write(key, flags, exptime_rel, data, total, class_id,
+                             self.table.slot(key), self.now(), cas, bits)
+        return self.table.slot(key) if result == STORED else -1
+
+    def invalidate(self, slot: int, exptime_rel: int | None = None,
+                   new_cas: int | None = None) -> None:
+        """md I: mark stale with a fresh CAS so that the next reader wins the recache."""
+        table = self.table
+        if exptime_rel is not None:
+            table.set_exptime(slot, exptime_rel)
+        table.set_bits(slot, (table.bits(slot) | STALE) & ~TOKEN_SENT)
+        table.cas[slot] = self.next_cas() if new_cas is None else new_cas
+
     def _write(self, key: bytes, flags: int, exptime_rel: int, data: bytes, total: int,
-               class_id: int, old: int, now: int) -> int:
+               class_id: int, old: int, now: int, cas: int | None = None,
+               bits: int = 0) -> int:
         table = self.table
         chunks = self.slabs.chunks_for(class_id, total)
+        if cas is None:
+            cas = self.next_cas()
         if old >= 0 and table.class_of(old) == class_id and \
                 chunks == self.slabs.chunks_for(class_id, table.size[old]):
             # Same chunk footprint: reuse the slot (memcached unlinks and relinks; the
             # outcome is the same, without touching the index or the slab counts).
-            table.rewrite(old, value_block(flags, data), total, exptime_rel, self.next_cas(),
-                          now)
+            table.rewrite(old, value_block(flags, data), total, exptime_rel, cas, now, bits)
             self.total_items += 1
             if self.flush_check:
                 self._window.append(old)
@@ -312,7 +353,7 @@ class Cache:
         if old >= 0:
             table.remove(old)
         slot = table.new_slot(key, value_block(flags, data), total, class_id, exptime_rel,
-                              self.next_cas(), now)
+                              cas, now, bits)
         self.total_items += 1
         if self.flush_check:
             self._window.append(slot)
@@ -353,8 +394,10 @@ class Cache:
         table.bump(slot, now)
         return TOUCHED
 
-    def arithmetic(self, key: bytes, incr: bool, delta: int) -> tuple[int, int]:
-        """incr/decr: (STORED, new value), (NOT_FOUND, 0), (NON_NUMERIC, 0) or (NO_MEMORY, 0)."""
+    def arithmetic(self, key: bytes, incr: bool, delta: int, cas_check: int = 0,
+                   new_cas: int | None = None) -> tuple[int, int]:
+        """incr/decr: (STORED, new value), (NOT_FOUND, 0), (NON_NUMERIC, 0), (NO_MEMORY, 0),
+        or (EXISTS, 0) when ``cas_check`` (ma C) is given and differs. ``new_cas``: ma E."""
         now = self.now()
         table = self.table
         slot = self.find(key, now)
@@ -365,6 +408,10 @@ class Cache:
                 self.decr_misses += 1
             return NOT_FOUND, 0
         flags, data = parse_block(table.block(slot))
+        if not data:
+            return NON_NUMERIC, 0
+        if cas_check and table.cas[slot] != cas_check:
+            return EXISTS, 0
         value = parse_counter(data)
         if value is None:
             return NON_NUMERIC, 0
@@ -380,12 +427,15 @@ class Cache:
             # memcached rewrites in place, padding with spaces, when the number shrinks.
             digits = digits + b" " * (len(data) - len(digits))
             table.set_block(slot, value_block(flags, digits))
-            table.cas[slot] = self.next_cas()
-            table.bump(slot, now)
+            cas = self.next_cas()
+            table.cas[slot] = cas if new_cas is None else new_cas
+            table.update(slot, now)
             return STORED, value
         total = item_size(len(key), len(digits), flags, self.cas_enabled)
+        cas = self.next_cas()
         result = self._write(key, flags, table.exptime[slot], digits, total,
-                             self.slabs.class_for(total), slot, now)
+                             self.slabs.class_for(total), slot, now,
+                             cas if new_cas is None else new_cas)
         if result != STORED:
             return NO_MEMORY, 0
         return STORED, value

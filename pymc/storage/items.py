@@ -25,9 +25,15 @@ SEGMENT_MASK = 3
 ACTIVE = 4    # fetched at least twice since last LRU move
 FETCHED = 8   # fetched at least once
 HAS_TTL = 16  # exptime != 0: hits must check it
+# meta protocol state (memcached's ITEM_TOKEN_SENT, ITEM_STALE, ITEM_KEY_BINARY)
+TOKEN_SENT = 32  # a client was told it won the recache (W); others now see Z
+STALE = 64       # invalidated by md I (or a stale ms I): readers see X
+KEY_BINARY = 128  # stored through a base64 key: k returns it encoded
 LRU_IDS = (MAX_CLASSES + 1) * 4
 #: How many tail items an allocation looks at before giving up on a class (memcached: 5).
 TAIL_SEARCH = 5
+#: memcached's ITEM_UPDATE_INTERVAL: access times move at most this often outside fetches.
+UPDATE_INTERVAL = 60
 SLOT_BYTES = 4
 TRAILER = SLOT_BYTES + 2
 _from_bytes = int.from_bytes
@@ -114,7 +120,10 @@ class ItemTable:
     def segment(self, slot: int) -> int:
         return self._stored(slot)[-2] & SEGMENT_MASK
 
-    def _set_bits(self, slot: int, bits: int) -> None:
+    def lru_of(self, slot: int) -> int:
+        return self._stored(slot)[-2]
+
+    def set_bits(self, slot: int, bits: int) -> None:
         key = self.keys[slot]
         self.index[key] = self.index[key][:-1] + _BYTE[bits]  # type: ignore[index]
 
@@ -127,7 +136,7 @@ class ItemTable:
         bits = self.bits(slot)
         wanted = bits | HAS_TTL if exptime else bits & ~HAS_TTL
         if wanted != bits:
-            self._set_bits(slot, wanted)
+            self.set_bits(slot, wanted)
 
     def slot(self, key: bytes) -> int:
         """The slot of a key, or -1 (no expiry checks)."""
@@ -135,7 +144,7 @@ class ItemTable:
         return -1 if stored is None else _from_bytes(stored[-TRAILER:-2], "little")
 
     def new_slot(self, key: bytes, block: bytes, size: int, class_id: int, exptime: int,
-                 cas: int, now: int) -> int:
+                 cas: int, now: int, bits: int = 0) -> int:
         if self.free:
             slot = self.free.pop()
             self.keys[slot] = key
@@ -153,7 +162,8 @@ class ItemTable:
             self.next.append(-1)
             self.size.append(size)
         self.index[key] = b"".join((block, slot.to_bytes(SLOT_BYTES, "little"),
-                                    _BYTE[class_id * 4 + HOT], _BYTE[HAS_TTL if exptime else 0]))
+                                    _BYTE[class_id * 4 + HOT],
+                                    _BYTE[bits | HAS_TTL if exptime else bits]))
         self.curr_items += 1
         self.total_bytes += size
         self.slabs.classes[class_id].requested_bytes += size  # type: ignore[union-attr]
@@ -161,7 +171,7 @@ class ItemTable:
         return slot
 
     def rewrite(self, slot: int, block: bytes, size: int, exptime: int, cas: int,
-                now: int) -> None:
+                now: int, bits: int = 0) -> None:
         """Store a new value for a live slot of the same class, as a fresh HOT item."""
         key = self.keys[slot]
         stored = self.index[key]  # type: ignore[index]
@@ -169,7 +179,7 @@ class ItemTable:
         old_size = self.size[slot]
         self._unlink(slot, stored[-2])
         self.index[key] = b"".join((block, stored[-TRAILER:-2], _BYTE[class_id * 4 + HOT],  # type: ignore
-                                    _BYTE[HAS_TTL if exptime else 0]))
+                                    _BYTE[bits | HAS_TTL if exptime else bits]))
         self.cas[slot] = cas
         self.exptime[slot] = exptime
         self.atime[slot] = now
@@ -231,20 +241,26 @@ class ItemTable:
         self._set_trailer(slot, new_lru, bits)
         self._link(slot, new_lru, size)
 
+    def update(self, slot: int, now: int) -> None:
+        """memcached's do_item_update: refresh the access time, at most once a minute; unlike
+        a fetch it does not mark the item fetched."""
+        if self.atime[slot] < now - UPDATE_INTERVAL:
+            self.atime[slot] = now
+
     def bump(self, slot: int, now: int) -> None:
         """A fetch of an item: memcached's do_item_bump in segmented mode."""
         bits = self.bits(slot)
         if bits & ACTIVE:
             return
         if not bits & FETCHED:
-            self._set_bits(slot, bits | FETCHED)
+            self.set_bits(slot, bits | FETCHED)
             return
         self.atime[slot] = now
         if self.segment(slot) == COLD:
             # Hits to COLD move to WARM at once (memcached's async bump).
             self.move(slot, WARM)
         else:
-            self._set_bits(slot, bits | ACTIVE)
+            self.set_bits(slot, bits | ACTIVE)
 
     # -- reclaim, juggle, evict ----------------------------------------------------------------
 

@@ -89,11 +89,6 @@ def _cases(transcript: str) -> dict[str, str]:
     return cases
 
 
-#: Cases that depend on the meta protocol, which is its own issue.
-def _is_meta(name: str, body: str) -> bool:
-    return name.split(" ")[0] in ("mn", "mx", "mg", "ms", "md", "ma", "me")
-
-
 @pytest.mark.timeout(200)
 @pytest.mark.skipif(not (PROBE / "probe.py").exists(), reason="shared/ probe not beside repo")
 def test_probe_transcript_matches_memcached(start_server):
@@ -104,7 +99,7 @@ def test_probe_transcript_matches_memcached(start_server):
     reference = _cases((PROBE / "transcript_1.6.18.normalized.txt").read_text())
     differences = []
     for name, expected in reference.items():
-        if _is_meta(name, expected) or name == "done":
+        if name == "done":
             continue
         if ours.get(name) != expected:
             differences.append("".join(difflib.unified_diff(
