@@ -1,8 +1,15 @@
 """ClientConnection: the client side of a memcached text connection, without I/O.
 
 ``send(request)`` returns the bytes to write and remembers what reply shape to expect;
-``receive_data(bytes)`` buffers; ``next_event()`` returns one Reply per request that expects
-one, in order (memcached answers in order), or NEED_DATA. The router forwards over this.
+``receive_data(bytes)`` buffers; ``next_event()`` returns one Reply (MetaReply for meta
+commands) per request that expects one, in order (memcached answers in order), or NEED_DATA.
+The router forwards over this.
+
+Quiet meta requests (q) may get no reply at all. A quiet request's nominal reply is taken as
+suppressed (a MetaReply with ``suppressed=True``) once the next reply visibly belongs to a later
+request: an MN, a classic reply, or a meta reply whose opaque (O) is not the one it sent.
+Pipelines of quiet requests should therefore end with ``mn`` or carry opaques, as memcached's
+protocol.txt recommends.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 
 from .messages import NEED_DATA, STORAGE_COMMANDS, ProtocolViolation, Reply, Request, Value
+from .meta import REPLY_CODES, MetaReply, MetaRequest, parse_reply_line
 
 #: Single-line results by their first word.
 _LINE_RESULTS = frozenset((
@@ -21,8 +29,18 @@ _LINE_RESULTS = frozenset((
 _MULTI_LINE = frozenset((b"get", b"gets", b"gat", b"gats", b"bget", b"stats"))
 
 
-def serialize_request(req: Request) -> bytes:
+_ERRORS = frozenset((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR"))
+#: What a quiet meta request leaves out.
+_QUIET_NOMINAL = {b"mg": b"EN", b"ms": b"HD", b"md": b"HD", b"ma": b"HD"}
+#: The reply codes each meta command can produce.
+_POSSIBLE = {b"mg": (b"HD", b"VA", b"EN"), b"ms": (b"HD", b"NS", b"EX", b"NF"),
+             b"md": (b"HD", b"NF", b"EX"), b"ma": (b"HD", b"VA", b"NF", b"NS", b"EX")}
+
+
+def serialize_request(req: Request | MetaRequest) -> bytes:
     """The wire form of a request (memcached's text protocol)."""
+    if type(req) is MetaRequest:
+        return req.to_bytes()
     command = req.command
     tail = b" noreply" if req.noreply else b""
     if command in STORAGE_COMMANDS:
@@ -49,6 +67,7 @@ class ClientConnection:
         self._buf = b""
         self._pos = 0
         self._expecting: deque[bytes] = deque()
+        self._meta: deque[MetaRequest | None] = deque()
         self._values: list[Value] = []
         self._stats: list[tuple[bytes, bytes]] = []
 
@@ -57,9 +76,10 @@ class ClientConnection:
         """Requests sent whose replies have not been returned yet."""
         return len(self._expecting)
 
-    def send(self, request: Request) -> bytes:
+    def send(self, request: Request | MetaRequest) -> bytes:
         if not request.noreply:
             self._expecting.append(request.command)
+            self._meta.append(request if type(request) is MetaRequest else None)
         return serialize_request(request)
 
     def receive_data(self, data: bytes) -> None:
@@ -79,6 +99,9 @@ class ClientConnection:
             if not self._expecting:
                 raise ProtocolViolation("reply with no request waiting: %r" % line[:80])
             command = self._expecting[0]
+            meta = self._meta[0]
+            if meta is not None:
+                return self._meta_reply(meta, line, eol)
             if command in _MULTI_LINE:
                 if line.startswith(b"VALUE "):
                     value = self._value(line, eol)
@@ -92,8 +115,55 @@ class ClientConnection:
                     self._pos = eol + 2
                     continue
             self._pos = eol + 2
-            self._expecting.popleft()
+            self._pop()
             return self._reply(command, line)
+
+    def _pop(self) -> None:
+        self._expecting.popleft()
+        self._meta.popleft()
+
+    def _meta_reply(self, meta: MetaRequest, line: bytes, eol: int):
+        code, _, rest = line.partition(b" ")
+        if meta.quiet and self._skipped(meta, code, line):
+            self._pop()
+            return MetaReply(_QUIET_NOMINAL[meta.command], suppressed=True)
+        if code in _ERRORS:
+            self._pos = eol + 2
+            self._pop()
+            return Reply(code, message=rest)
+        if code not in REPLY_CODES:
+            raise ProtocolViolation("unexpected reply to %s: %r" % (meta.command.decode(),
+                                                                  line[:80]))
+        try:
+            reply, length = parse_reply_line(line)
+        except ValueError as exc:
+            raise ProtocolViolation(str(exc)) from None
+        end = eol + 2
+        if length >= 0:
+            if len(self._buf) < end + length + 2:
+                return NEED_DATA
+            if self._buf[end + length:end + length + 2] != b"\r\n":
+                raise ProtocolViolation("value not followed by CRLF")
+            reply.value = self._buf[end:end + length]
+            end += length + 2
+        self._pos = end
+        self._pop()
+        return reply
+
+    @staticmethod
+    def _skipped(meta: MetaRequest, code: bytes, line: bytes) -> bool:
+        """Does this reply belong to a request after the quiet one at the head?"""
+        if code == b"MN":
+            return meta.command != b"mn"
+        if code in _ERRORS:
+            return False
+        if code not in _POSSIBLE.get(meta.command, REPLY_CODES) or \
+                code == _QUIET_NOMINAL[meta.command]:
+            return True
+        opaque = meta.opaque
+        if opaque is None:
+            return False
+        return (b"O" + opaque) not in line.split(b" ")[1:]
 
     def _value(self, line: bytes, eol: int) -> Value | None:
         parts = line.split(b" ")

@@ -51,7 +51,13 @@ class MetaCommands:
                 out.append(line)
             return False
 
-        bits = table.bits(slot)  # h and l report the state before this fetch
+        # memcached bumps at lookup unless a flag needs the item locked; then h and l report
+        # the state before this fetch and the bump comes last (skipped after an error).
+        bump_late = (req.exptime is not None or req.vivify is not None
+                     or req.recache is not None or req.has(b"h") or req.has(b"l"))
+        if not bump_late and not req.no_update:
+            table.bump(slot, now)
+        bits = table.bits(slot)
         last_access = table.atime[slot]
         flags, data = parse_block(table.block(slot))
         send_value = req.value and not (req.cas is not None and table.cas[slot] == req.cas)
@@ -102,7 +108,7 @@ class MetaCommands:
         out.append(b" ".join(parts) + b"\r\n")
         if send_value:
             out.append(data + b"\r\n")
-        if not req.no_update:
+        if bump_late and not req.no_update:
             table.bump(slot, now)
         if ttl_set:
             cache.cmd_touch += 1
@@ -188,6 +194,8 @@ class MetaCommands:
         cache = self.cache
         table = cache.table
         incr = MA_MODES[req.mode] if req.mode is not None else True
+        before = table.slot(req.key)
+        old_length = len(parse_block(table.block(before))[1]) if before >= 0 else 0
         result, number = cache.arithmetic(req.key, incr, req.delta, req.cas or 0, req.new_cas)
         created = False
         if result == c.NON_NUMERIC:
@@ -214,6 +222,10 @@ class MetaCommands:
             return False
         slot = table.slot(req.key)
         digits = b"%d" % number
+        # A number that outgrew its digits went into a new item; memcached then applies T to
+        # (and reports t of) the old, already replaced item: T has no lasting effect.
+        detached = not created and len(digits) > old_length
+        exptime = table.exptime[slot]
         parts = [b"VA %d" % len(digits) if req.value else b"HD"]
         now = cache.now()
         for token in req.tokens:
@@ -221,12 +233,15 @@ class MetaCommands:
             if flag == 99:  # c
                 parts.append(b"c%d" % table.cas[slot])
             elif flag == 116:  # t
-                parts.append(_ttl_token(table.exptime[slot], now))
+                parts.append(_ttl_token(exptime, now))
             elif flag == 84:  # T
-                table.set_exptime(slot, self._ttl(req.exptime))  # type: ignore[arg-type]
+                exptime = self._ttl(req.exptime)  # type: ignore[arg-type]
+                if not detached:
+                    table.set_exptime(slot, exptime)
             elif flag == 78:  # N
                 if created:
-                    table.set_exptime(slot, self._ttl(req.vivify))  # type: ignore[arg-type]
+                    exptime = self._ttl(req.vivify)  # type: ignore[arg-type]
+                    table.set_exptime(slot, exptime)
             elif flag == 79:  # O
                 if len(token) > 32:
                     out.append(OPAQUE_TOO_LONG)
@@ -234,7 +249,7 @@ class MetaCommands:
                 parts.append(token)
             elif flag == 107:  # k
                 parts.append(key_token(req.key, req.binary))
-        if req.quiet:
+        if req.quiet and not created:  # 1.6.18 answers a vivifying ma even with q
             return False
         line = b" ".join(parts) + b"\r\n"
         out.append(line + digits + b"\r\n" if req.value else line)
