@@ -147,9 +147,10 @@ class ServerConnection:
         start = self._pos
         self._pos = start + length + 2
         request = header.request
-        if buf[start + length:start + length + 2] != b"\r\n":
-            return Invalid(BAD_CHUNK, request.noreply)
         request.data = buf[start:start + length]
+        if buf[start + length:start + length + 2] != b"\r\n":
+            return Invalid(BAD_CHUNK, request.noreply, store_failure="bad_chunk",
+                           request=request)
         return request
 
     def _auth_event(self):

@@ -74,15 +74,18 @@ class Invalid:
 
     ``unlink_key``: a too-large or unstorable ``set`` also removes the old value.
     ``drop_pending``: memcached drops replies still queued from the same read (get with a key
-    over 250 bytes). ``store_failure``: "too_large" or "no_memory", for stats.
+    over 250 bytes). ``store_failure``: "too_large" or "bad_chunk", for stats; ``request``:
+    the storage request whose data block was bad.
     """
 
-    __slots__ = ("line", "noreply", "unlink_key", "drop_pending", "store_failure")
+    __slots__ = ("line", "noreply", "unlink_key", "drop_pending", "store_failure", "request")
     #: Not a wire command: lets a dispatcher route every event through one table.
     command = b"\x00invalid"
 
     def __init__(self, line: bytes, noreply: bool = False, unlink_key: bytes | None = None,
-                 drop_pending: bool = False, store_failure: str | None = None) -> None:
+                 drop_pending: bool = False, store_failure: str | None = None,
+                 request=None) -> None:
+        self.request = request
         self.line = line
         self.noreply = noreply
         self.unlink_key = unlink_key

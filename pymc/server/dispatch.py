@@ -374,6 +374,10 @@ class Dispatcher:
     def invalid(self, event: Invalid, out: list, conn) -> bool:
         if event.store_failure == "too_large":
             self.cache.reject_too_large(event.unlink_key)
+        elif event.store_failure == "bad_chunk":
+            req = event.request
+            self.cache.count_bad_chunk(req.key, req.flags if type(req) is Request
+                                       else req.client_flags, len(req.data or b""))
         if event.drop_pending:
             conn.drop_pending(out)
         if not event.noreply:

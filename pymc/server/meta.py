@@ -196,7 +196,8 @@ class MetaCommands:
         incr = MA_MODES[req.mode] if req.mode is not None else True
         before = table.slot(req.key)
         old_length = len(parse_block(table.block(before))[1]) if before >= 0 else 0
-        result, number = cache.arithmetic(req.key, incr, req.delta, req.cas or 0, req.new_cas)
+        result, number = cache.arithmetic(req.key, incr, req.delta, req.cas or 0, req.new_cas,
+                                          count_miss=False)  # not when vivifying
         created = False
         if result == c.NON_NUMERIC:
             out.append(b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n")
@@ -212,10 +213,7 @@ class MetaCommands:
             result = c.STORED
             created = True
         elif result == c.NOT_FOUND:
-            if incr:
-                cache.incr_misses += 1
-            else:
-                cache.decr_misses += 1
+            cache.count_arithmetic_miss(incr)
         if result != c.STORED:
             line = _echo(b"NF" if result == c.NOT_FOUND else b"EX", req, req.key, req.binary)
             out.append(OPAQUE_TOO_LONG if line is None else line)

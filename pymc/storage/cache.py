@@ -395,17 +395,15 @@ class Cache:
         return TOUCHED
 
     def arithmetic(self, key: bytes, incr: bool, delta: int, cas_check: int = 0,
-                   new_cas: int | None = None) -> tuple[int, int]:
+                   new_cas: int | None = None, count_miss: bool = True) -> tuple[int, int]:
         """incr/decr: (STORED, new value), (NOT_FOUND, 0), (NON_NUMERIC, 0), (NO_MEMORY, 0),
         or (EXISTS, 0) when ``cas_check`` (ma C) is given and differs. ``new_cas``: ma E."""
         now = self.now()
         table = self.table
         slot = self.find(key, now)
         if slot < 0:
-            if incr:
-                self.incr_misses += 1
-            else:
-                self.decr_misses += 1
+            if count_miss:
+                self.count_arithmetic_miss(incr)
             return NOT_FOUND, 0
         flags, data = parse_block(table.block(slot))
         if not data:
@@ -439,6 +437,18 @@ class Cache:
         if result != STORED:
             return NO_MEMORY, 0
         return STORED, value
+
+    def count_arithmetic_miss(self, incr: bool) -> None:
+        if incr:
+            self.incr_misses += 1
+        else:
+            self.decr_misses += 1
+
+    def count_bad_chunk(self, key: bytes, flags: int, length: int) -> None:
+        """memcached counts a set whose data block was malformed: it had read it into an item."""
+        self.cmd_set += 1
+        class_id = self.slabs.class_for(item_size(len(key), length, flags, self.cas_enabled))
+        self.table.counters[class_id].cmd_set += 1
 
     # -- housekeeping --------------------------------------------------------------------------
 
