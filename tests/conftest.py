@@ -108,6 +108,17 @@ class Client:
                 length = int(line.split()[3])
                 out += self.exactly(length + 2)
 
+    def meta(self, data: bytes) -> bytes:
+        """Send commands followed by ``mn`` and return every reply before its ``MN``."""
+        self.send(data + b"mn\r\n")
+        while not self.buf.endswith(b"MN\r\n"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by server")
+            self.buf += chunk
+        out, self.buf = self.buf[:-4], b""
+        return out
+
     def read_all(self, idle: float = 0.3) -> bytes:
         self.sock.settimeout(idle)
         data = self.buf

@@ -7,9 +7,9 @@ The router forwards over this.
 
 Quiet meta requests (q) may get no reply at all. A quiet request's nominal reply is taken as
 suppressed (a MetaReply with ``suppressed=True``) once the next reply visibly belongs to a later
-request: an MN, a classic reply, or a meta reply whose opaque (O) is not the one it sent.
-Pipelines of quiet requests should therefore end with ``mn`` or carry opaques, as memcached's
-protocol.txt recommends.
+request: an MN, a classic reply, a code the request cannot produce, or a meta reply without
+the opaque (O) or key (k) the request asked to get back. Pipelines of quiet requests should
+therefore end with ``mn`` and carry O or k, as memcached's protocol.txt recommends.
 """
 
 from __future__ import annotations
@@ -160,10 +160,11 @@ class ClientConnection:
         if code not in _POSSIBLE.get(meta.command, REPLY_CODES) or \
                 code == _QUIET_NOMINAL[meta.command]:
             return True
+        tokens = line.split(b" ")[1:]
+        if meta.has(b"k") and b"k" + meta.wire_key not in tokens:
+            return True
         opaque = meta.opaque
-        if opaque is None:
-            return False
-        return (b"O" + opaque) not in line.split(b" ")[1:]
+        return opaque is not None and b"O" + opaque not in tokens
 
     def _value(self, line: bytes, eol: int) -> Value | None:
         parts = line.split(b" ")
