@@ -162,6 +162,22 @@ def key_token(key: bytes, binary: bool) -> bytes:
 
 # -- server side: parsing -----------------------------------------------------------------------
 
+#: Flags with a number: (parser, attribute, error line when it does not parse; None keeps
+#: memcached's default message, as it does for F).
+_NUMERIC_FLAGS = {
+    ord("N"): (strtol32, "vivify", BAD_TOKEN),
+    ord("T"): (strtol32, "exptime", BAD_TOKEN),
+    ord("R"): (strtol32, "recache", BAD_TOKEN),
+    ord("C"): (strtoull, "cas", BAD_TOKEN),
+    ord("E"): (strtoull, "new_cas", BAD_TOKEN),
+    ord("F"): (strtoul32, "client_flags", None),
+    ord("J"): (strtoull, "initial", b"CLIENT_ERROR invalid numeric initial value\r\n"),
+    ord("D"): (strtoull, "delta", b"CLIENT_ERROR invalid numeric delta value\r\n"),
+}
+_SWITCHES = {ord("v"): "value", ord("u"): "no_update", ord("q"): "quiet",
+             ord("I"): "invalidate", ord("x"): "remove_value"}
+
+
 def _decode_flags(request: MetaRequest, start: int) -> bytes | None:
     """memcached's _meta_flag_preparse over ``request.tokens[start:]``: the error line or None.
 
@@ -178,63 +194,26 @@ def _decode_flags(request: MetaRequest, start: int) -> bytes | None:
         seen.add(flag)
         if flag not in KNOWN_FLAGS:
             return INVALID_FLAG
-        arg = token[1:]
-        if flag == 98:  # b
+        if flag in _NUMERIC_FLAGS:
+            parse, attribute, message = _NUMERIC_FLAGS[flag]
+            number = parse(token[1:])
+            if number is None:
+                error, failed = message or error, True
+            else:
+                setattr(request, attribute, number)
+        elif flag in _SWITCHES:
+            setattr(request, _SWITCHES[flag], True)
+        elif flag == 98:  # b
             key = decode_key(request.wire_key)
             request.binary = True
             if key is None:
                 error, failed = DECODE_FAILED, True
-                key = b""
-            request.key = key
-        elif flag in b"NTR":
-            number = strtol32(arg)
-            if number is None:
-                error, failed = BAD_TOKEN, True
-            elif flag == 78:
-                request.vivify = number
-            elif flag == 84:
-                request.exptime = number
-            else:
-                request.recache = number
-        elif flag in b"CE":
-            number = strtoull(arg)
-            if number is None:
-                error, failed = BAD_TOKEN, True
-            elif flag == 67:
-                request.cas = number
-            else:
-                request.new_cas = number
-        elif flag == 70:  # F: memcached keeps its default message here
-            number = strtoul32(arg)
-            if number is None:
-                failed = True
-            else:
-                request.client_flags = number
+            request.key = key or b""
         elif flag == 77:  # M
             if len(token) != 2:
                 error, failed = b"CLIENT_ERROR incorrect length for M token\r\n", True
             else:
-                request.mode = arg
-        elif flag in b"JD":
-            number = strtoull(arg)
-            if number is None:
-                error = (b"CLIENT_ERROR invalid numeric initial value\r\n" if flag == 74
-                         else b"CLIENT_ERROR invalid numeric delta value\r\n")
-                failed = True
-            elif flag == 74:
-                request.initial = number
-            else:
-                request.delta = number
-        elif flag == 118:
-            request.value = True
-        elif flag == 117:
-            request.no_update = True
-        elif flag == 113:
-            request.quiet = True
-        elif flag == 73:
-            request.invalidate = True
-        elif flag == 120:
-            request.remove_value = True
+                request.mode = token[1:]
     if failed:
         return error or BAD_FORMAT
     return None

@@ -8,6 +8,7 @@ import pytest
 from pymc.protocol.client import ClientConnection
 from pymc.protocol.messages import NEED_DATA, Invalid, ProtocolViolation, Reply, Request
 from pymc.protocol.meta import MetaReply, MetaRequest, build, decode_key, key_token
+from tests.protocol.test_client import replies
 from tests.protocol.test_text import events, one
 
 
@@ -174,19 +175,6 @@ def test_build_refuses_what_a_server_would():
         build(b"mg", b"k", b"Tsoon")
 
 
-def client_events(requests, data, chunk=None):
-    conn = ClientConnection()
-    for request in requests:
-        conn.send(request)
-    pieces = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
-    out = []
-    for piece in pieces:
-        conn.receive_data(piece)
-        while (event := conn.next_event()) is not NEED_DATA:
-            out.append(event)
-    return out, conn
-
-
 @pytest.mark.parametrize("chunk", [None, 1, 3])
 def test_meta_replies_parse(chunk):
     requests = [build(b"mg", b"k", b"v", b"t", b"c"), build(b"mg", b"k", b"s"),
@@ -194,24 +182,24 @@ def test_meta_replies_parse(chunk):
                 build(b"me", b"k"), build(b"mg", b"k", b"v"), build(b"mn", b"")]
     data = (b"VA 5 t-1 c42\r\nhello\r\nHD s5\r\nHD c43\r\nNF\r\nVA 2\r\n11\r\n"
             b"ME k exp=-1 la=0 cas=43 fetch=no cls=1 size=60\r\nEN\r\nMN\r\n")
-    replies, conn = client_events(requests, data, chunk)
-    assert replies == [
+    got, conn = replies(requests, data, chunk)
+    assert got == [
         MetaReply(b"VA", [b"t-1", b"c42"], b"hello"), MetaReply(b"HD", [b"s5"]),
         MetaReply(b"HD", [b"c43"]), MetaReply(b"NF"), MetaReply(b"VA", [], b"11"),
         MetaReply(b"ME", [b"k", b"exp=-1", b"la=0", b"cas=43", b"fetch=no", b"cls=1",
                           b"size=60"]),
         MetaReply(b"EN"), MetaReply(b"MN")]
-    assert replies[0].flag(b"c") == b"42" and replies[0].flag(b"s") is None
+    assert got[0].flag(b"c") == b"42" and got[0].flag(b"s") is None
     assert conn.in_flight == 0
-    assert [r.to_bytes() for r in replies[:5]] == [
+    assert [r.to_bytes() for r in got[:5]] == [
         b"VA 5 t-1 c42\r\nhello\r\n", b"HD s5\r\n", b"HD c43\r\n", b"NF\r\n", b"VA 2\r\n11\r\n"]
 
 
 def test_errors_to_meta_requests_are_replies():
-    replies, _ = client_events([build(b"mg", b"k", b"q"), build(b"ms", b"k", data=b"x")],
+    got, _ = replies([build(b"mg", b"k", b"q"), build(b"ms", b"k", data=b"x")],
                                b"CLIENT_ERROR bad command line format\r\n"
                                b"SERVER_ERROR out of memory storing object\r\n")
-    assert [(type(r), r.result) for r in replies] == [(Reply, b"CLIENT_ERROR"),
+    assert [(type(r), r.result) for r in got] == [(Reply, b"CLIENT_ERROR"),
                                                       (Reply, b"SERVER_ERROR")]
 
 
@@ -220,9 +208,9 @@ def test_quiet_requests_resolved_by_mn_opaque_or_classic_reply():
                 build(b"ms", b"c", b"q", data=b"x"), build(b"mn", b""),
                 build(b"mg", b"d", b"q"), build(b"md", b"e", b"q"), build(b"ma", b"f", b"q"),
                 Request(b"get", [b"z"])]
-    replies, conn = client_events(requests, b"VA 1 O2\r\nB\r\nMN\r\nNF\r\nEND\r\n")
+    got, conn = replies(requests, b"VA 1 O2\r\nB\r\nMN\r\nNF\r\nEND\r\n")
     assert [(r.code, r.suppressed) if isinstance(r, MetaReply) else r.result
-            for r in replies] == [
+            for r in got] == [
         (b"EN", True), (b"VA", False), (b"HD", True), (b"MN", False),
         (b"EN", True),   # mg cannot answer NF: that reply is a later request's
         (b"NF", False),  # md answers NF even when quiet
