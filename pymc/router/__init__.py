@@ -1,0 +1,1 @@
+"""pymc-router: an mcrouter-compatible router (config, hashing, routes, destinations)."""
