@@ -37,7 +37,10 @@ def memcached_1_6_18() -> str | None:
 def flag(rng: random.Random) -> str:
     f = rng.choice(FLAG_CHARS)
     choices = {
-        "N": TTLS, "T": TTLS, "R": TTLS,
+        "N": TTLS, "T": TTLS,
+        # R thresholds far from the TTLs above: a clock tick between the two servers must
+        # not decide a win.
+        "R": ["", "0", "-1", "10", "1000", "abc", "2592001", "99999999999"],
         "C": ["", "0", "1", "2", "3", "5", "10", "99999", "-1", "x"],
         "F": ["", "0", "42", "4294967296", "-1", "z"],
         "M": ["", "E", "A", "P", "R", "S", "I", "+", "D", "-", "X", "EE"],
