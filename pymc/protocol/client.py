@@ -66,8 +66,7 @@ class ClientConnection:
     def __init__(self) -> None:
         self._buf = b""
         self._pos = 0
-        self._expecting: deque[bytes] = deque()
-        self._meta: deque[MetaRequest | None] = deque()
+        self._expecting: deque[Request | MetaRequest] = deque()
         self._values: list[Value] = []
         self._stats: list[tuple[bytes, bytes]] = []
 
@@ -78,8 +77,7 @@ class ClientConnection:
 
     def send(self, request: Request | MetaRequest) -> bytes:
         if not request.noreply:
-            self._expecting.append(request.command)
-            self._meta.append(request if type(request) is MetaRequest else None)
+            self._expecting.append(request)
         return serialize_request(request)
 
     def receive_data(self, data: bytes) -> None:
@@ -98,10 +96,10 @@ class ClientConnection:
             line = buf[pos:eol]
             if not self._expecting:
                 raise ProtocolViolation("reply with no request waiting: %r" % line[:80])
-            command = self._expecting[0]
-            meta = self._meta[0]
-            if meta is not None:
-                return self._meta_reply(meta, line, eol)
+            request = self._expecting[0]
+            if type(request) is MetaRequest:
+                return self._meta_reply(request, line, eol)
+            command = request.command
             if command in _MULTI_LINE:
                 if line.startswith(b"VALUE "):
                     value = self._value(line, eol)
@@ -115,21 +113,17 @@ class ClientConnection:
                     self._pos = eol + 2
                     continue
             self._pos = eol + 2
-            self._pop()
+            self._expecting.popleft()
             return self._reply(command, line)
-
-    def _pop(self) -> None:
-        self._expecting.popleft()
-        self._meta.popleft()
 
     def _meta_reply(self, meta: MetaRequest, line: bytes, eol: int):
         code, _, rest = line.partition(b" ")
         if meta.quiet and self._skipped(meta, code, line):
-            self._pop()
+            self._expecting.popleft()
             return MetaReply(_QUIET_NOMINAL[meta.command], suppressed=True)
         if code in _ERRORS:
             self._pos = eol + 2
-            self._pop()
+            self._expecting.popleft()
             return Reply(code, message=rest)
         if code not in REPLY_CODES:
             raise ProtocolViolation("unexpected reply to %s: %r" % (meta.command.decode(),
@@ -147,7 +141,7 @@ class ClientConnection:
             reply.value = self._buf[end:end + length]
             end += length + 2
         self._pos = end
-        self._pop()
+        self._expecting.popleft()
         return reply
 
     @staticmethod

@@ -13,6 +13,10 @@ MAX_TOKENS = 24
 #: Largest value length a storage command may announce (memcached: INT_MAX - 2).
 MAX_VALUE_LENGTH = 2**31 - 1 - 2
 
+#: Reply lines every command family shares.
+ERROR = b"ERROR\r\n"
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+
 STORAGE_COMMANDS = frozenset((b"set", b"add", b"replace", b"append", b"prepend", b"cas"))
 
 

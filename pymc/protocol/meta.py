@@ -15,7 +15,7 @@ import base64
 import binascii
 import re
 
-from .messages import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Invalid, StorageHeader
+from .messages import BAD_FORMAT, ERROR, MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Invalid, StorageHeader
 from .numbers import strtol32, strtoul32, strtoull
 
 META_COMMANDS = frozenset((b"mg", b"ms", b"md", b"ma", b"me", b"mn"))
@@ -28,8 +28,6 @@ MAX_META_TOKENS = 20
 #: releases. Anything else is "invalid flag".
 KNOWN_FLAGS = frozenset(b"bNTRlOPLkstcfvhuqFCMJDIEx")
 
-ERROR = b"ERROR\r\n"
-BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 DUPLICATE_FLAG = b"CLIENT_ERROR duplicate flag\r\n"
 INVALID_FLAG = b"CLIENT_ERROR invalid flag\r\n"
 INVALID_OR_DUPLICATE = b"CLIENT_ERROR invalid or duplicate flag\r\n"
@@ -51,12 +49,14 @@ class MetaRequest:
 
     Decoded flag values (None when the flag is absent): ``exptime`` (T), ``vivify`` (N),
     ``recache`` (R), ``cas`` (C), ``new_cas`` (E), ``mode`` (M, one byte); ``client_flags``
-    (F), ``initial`` (J) and ``delta`` (D) default to 0, 0 and 1.
+    (F), ``initial`` (J) and ``delta`` (D) default to 0, 0 and 1. ``bump_late``: a flag (h l N T R)
+    needs the item's state from before the fetch, so mg moves it in the LRU last (memcached's
+    "locked" fetch).
     """
 
     __slots__ = ("command", "key", "wire_key", "tokens", "data", "binary", "quiet", "value",
                  "no_update", "invalidate", "remove_value", "exptime", "vivify", "recache",
-                 "cas", "new_cas", "mode", "client_flags", "initial", "delta")
+                 "cas", "new_cas", "mode", "client_flags", "initial", "delta", "bump_late")
     #: Meta commands never hide errors; ``quiet`` (q) hides only the nominal reply.
     noreply = False
 
@@ -68,16 +68,12 @@ class MetaRequest:
         self.tokens = list(tokens)
         self.data = data
         self.binary = self.quiet = self.value = self.no_update = False
-        self.invalidate = self.remove_value = False
+        self.invalidate = self.remove_value = self.bump_late = False
         self.exptime = self.vivify = self.recache = self.cas = self.new_cas = None
         self.mode: bytes | None = None
         self.client_flags = 0
         self.initial = 0
         self.delta = 1
-
-    @property
-    def keys(self) -> list[bytes]:
-        return [self.key]
 
     @property
     def opaque(self) -> bytes | None:
@@ -174,6 +170,7 @@ _NUMERIC_FLAGS = {
     ord("J"): (strtoull, "initial", b"CLIENT_ERROR invalid numeric initial value\r\n"),
     ord("D"): (strtoull, "delta", b"CLIENT_ERROR invalid numeric delta value\r\n"),
 }
+_LATE_BUMP = frozenset(b"hlNTR")
 _SWITCHES = {ord("v"): "value", ord("u"): "no_update", ord("q"): "quiet",
              ord("I"): "invalidate", ord("x"): "remove_value"}
 
@@ -194,6 +191,8 @@ def _decode_flags(request: MetaRequest, start: int) -> bytes | None:
         seen.add(flag)
         if flag not in KNOWN_FLAGS:
             return INVALID_FLAG
+        if flag in _LATE_BUMP:
+            request.bump_late = True
         if flag in _NUMERIC_FLAGS:
             parse, attribute, message = _NUMERIC_FLAGS[flag]
             number = parse(token[1:])
@@ -223,27 +222,30 @@ def _opaque_too_long(tokens: list[bytes]) -> bool:
     return any(t[:1] == b"O" and len(t) > MAX_OPAQUE_LENGTH for t in tokens)
 
 
-def parse_mg(tokens: list) -> object:
+def _keyed(tokens: list, too_many: bytes, flags_from: int = 2) -> object:
+    """The checks every keyed meta command starts with, in memcached's order, then the
+    request (flags not decoded yet) or the Invalid."""
     if len(tokens) < 2:
         return Invalid(ERROR)
-    if len(tokens[1]) > MAX_KEY_LENGTH:
+    if len(tokens[1]) > MAX_KEY_LENGTH or len(tokens) < flags_from:
         return Invalid(BAD_FORMAT)
     if len(tokens) + 1 > MAX_META_TOKENS:
-        return Invalid(MG_TOO_MANY)
-    request = MetaRequest(b"mg", tokens[1], tokens[2:])
-    error = _decode_flags(request, 0)
-    return Invalid(error) if error else request
+        return Invalid(too_many)
+    return MetaRequest(tokens[0], tokens[1], tokens[flags_from:])
+
+
+def parse_mg(tokens: list) -> object:
+    request = _keyed(tokens, MG_TOO_MANY)
+    if type(request) is MetaRequest:
+        error = _decode_flags(request, 0)
+        if error is not None:
+            return Invalid(error)
+    return request
 
 
 def _parse_md_ma(tokens: list) -> object:
-    if len(tokens) < 2:
-        return Invalid(ERROR)
-    if len(tokens[1]) > MAX_KEY_LENGTH:
-        return Invalid(BAD_FORMAT)
-    if len(tokens) + 1 > MAX_META_TOKENS:
-        return Invalid(TOO_MANY)
-    request = MetaRequest(tokens[0], tokens[1], tokens[2:])
-    if _decode_flags(request, 0) is not None:
+    request = _keyed(tokens, TOO_MANY)
+    if type(request) is MetaRequest and _decode_flags(request, 0) is not None:
         return Invalid(INVALID_OR_DUPLICATE)
     return request
 
@@ -264,16 +266,12 @@ def parse_ma(tokens: list) -> object:
 
 
 def parse_ms(tokens: list) -> object:
-    if len(tokens) < 2:
-        return Invalid(ERROR)
-    if len(tokens[1]) > MAX_KEY_LENGTH or len(tokens) == 2:
-        return Invalid(BAD_FORMAT)
-    if len(tokens) + 1 > MAX_META_TOKENS:
-        return Invalid(TOO_MANY)
+    request = _keyed(tokens, TOO_MANY, flags_from=3)
+    if type(request) is not MetaRequest:
+        return request
     length = strtol32(tokens[2])
     if length is None or length < 0 or length > MAX_VALUE_LENGTH:
         return Invalid(BAD_FORMAT)
-    request = MetaRequest(b"ms", tokens[1], tokens[3:])
     # From here on memcached knows the data length and swallows the block after an error.
     error = _decode_flags(request, 0)
     if error is None and request.mode is not None and request.mode not in MS_MODES:

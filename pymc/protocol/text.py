@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
-from .messages import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Close, Invalid, Request, StorageHeader
+from .messages import (BAD_FORMAT, ERROR, MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Close, Invalid,
+                       Request, StorageHeader)
 from .meta import META_PARSERS
 from .numbers import strtol32, strtoul32, strtoull
 
-ERROR = b"ERROR\r\n"
-BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
 BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 BAD_DELETE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"

@@ -10,7 +10,7 @@ import logging
 
 from .. import MEMCACHED_VERSION
 from ..protocol.connection import AUTH_COMMAND
-from ..protocol.messages import Close, Invalid, Request
+from ..protocol.messages import BAD_FORMAT, ERROR, Close, Invalid, Request
 from ..protocol.numbers import strtoll, strtol32, strtoul32
 from ..storage import cache as c
 from ..storage.stats import items_stats, slabs_stats
@@ -21,8 +21,6 @@ logger = logging.getLogger(__name__)
 
 END = b"END\r\n"
 OK = b"OK\r\n"
-ERROR = b"ERROR\r\n"
-BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 STORE_REPLIES = {
     c.STORED: b"STORED\r\n", c.NOT_STORED: b"NOT_STORED\r\n", c.EXISTS: b"EXISTS\r\n",
     c.NOT_FOUND: b"NOT_FOUND\r\n", c.TOO_LARGE: b"SERVER_ERROR object too large for cache\r\n",

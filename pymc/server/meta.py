@@ -8,8 +8,8 @@ mg C (skip the value when the CAS matches), ms s (size), ms N (append vivify), m
 
 from __future__ import annotations
 
-from ..protocol.meta import MA_MODES, MS_MODES, OPAQUE_TOO_LONG, MetaRequest, encode_key, \
-    key_token
+from ..protocol.meta import (MA_MODES, MAX_OPAQUE_LENGTH, MS_MODES, OPAQUE_TOO_LONG, MetaRequest,
+                             encode_key, key_token)
 from ..storage import cache as c
 from ..storage.cache import parse_block
 from ..storage.clock import realtime
@@ -53,8 +53,7 @@ class MetaCommands:
 
         # memcached bumps at lookup unless a flag needs the item locked; then h and l report
         # the state before this fetch and the bump comes last (skipped after an error).
-        bump_late = (req.exptime is not None or req.vivify is not None
-                     or req.recache is not None or req.has(b"h") or req.has(b"l"))
+        bump_late = req.bump_late
         if not bump_late and not req.no_update:
             table.bump(slot, now)
         bits = table.bits(slot)
@@ -90,7 +89,7 @@ class MetaCommands:
             elif flag == 104:  # h
                 parts.append(b"h1" if bits & FETCHED else b"h0")
             elif flag == 79:  # O
-                if len(token) > 32:
+                if len(token) > MAX_OPAQUE_LENGTH:
                     out.append(OPAQUE_TOO_LONG)
                     return False
                 parts.append(token)
@@ -241,7 +240,7 @@ class MetaCommands:
                     exptime = self._ttl(req.vivify)  # type: ignore[arg-type]
                     table.set_exptime(slot, exptime)
             elif flag == 79:  # O
-                if len(token) > 32:
+                if len(token) > MAX_OPAQUE_LENGTH:
                     out.append(OPAQUE_TOO_LONG)
                     return False
                 parts.append(token)
@@ -286,7 +285,7 @@ def _echo(code: bytes, req: MetaRequest, key: bytes, binary: bool) -> bytes | No
     for token in req.tokens:
         flag = token[0]
         if flag == 79:
-            if len(token) > 32:
+            if len(token) > MAX_OPAQUE_LENGTH:
                 return None
             parts.append(token)
         elif flag == 107:
