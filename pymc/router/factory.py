@@ -1,0 +1,180 @@
+"""Build route trees from (preprocessed) config JSON, as mcrouter's RouteHandleFactory does.
+
+A handle may be written as an object with ``type``, an array (flattened into a child list),
+a name of a handle defined elsewhere (``named_handles`` or any object carrying ``name``),
+a bare type name (``"NullRoute"``), or the short form ``"Type|arg"`` (``"PoolRoute|A"``,
+``"AllSyncRoute|Pool|A"``). The same string always yields the same handle object.
+Every error names the JSON path where it was found.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from .jsonc import ConfigError
+from .routes import REGISTRY, RouteHandle
+
+
+class RouteFactory:
+    def __init__(self, pools=None, named: dict | None = None, options=None) -> None:
+        #: ``pools.Pools``: pool definitions and their destination routes (None in unit tests).
+        self.pools = pools
+        #: Router options (``options.RouterOptions``) some builders consult (host id, timeouts).
+        self.options = options
+        self._registered: dict[str, object] = dict(named or {})
+        self._seen: dict[str, list[RouteHandle]] = {}
+        self._path: list[str] = []
+
+    # -- errors and paths -----------------------------------------------------------------------
+
+    @contextmanager
+    def at(self, step: str | int) -> Iterator[None]:
+        self._path.append(f"[{step}]" if isinstance(step, int) else str(step))
+        try:
+            yield
+        finally:
+            self._path.pop()
+
+    @property
+    def path(self) -> str:
+        text = ""
+        for step in self._path:
+            text += step if step.startswith("[") or not text else "." + step
+        return text or "(top)"
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {message}")
+
+    def check(self, condition: object, message: str) -> None:
+        if not condition:
+            raise self.error(message)
+
+    # -- building -------------------------------------------------------------------------------
+
+    def create(self, json, step: str | int | None = None) -> RouteHandle:
+        """Exactly one handle (mcrouter: "N RouteHandles in list, expected 1")."""
+        if step is not None:
+            with self.at(step):
+                return self.create(json)
+        handles = self.create_list(json)
+        self.check(len(handles) == 1, f"{len(handles)} RouteHandles in list, expected 1")
+        return handles[0]
+
+    def create_list(self, json, step: str | int | None = None) -> list[RouteHandle]:
+        if step is not None:
+            with self.at(step):
+                return self.create_list(json)
+        if isinstance(json, list):
+            handles: list[RouteHandle] = []
+            for index, item in enumerate(json):
+                with self.at(index):
+                    handles.extend(self.create_list(item))
+            return handles
+        if isinstance(json, dict):
+            name = json.get("name")
+            if isinstance(name, str):
+                return self._named(name, json)
+            return self._build(self._type_of(json), json)
+        if isinstance(json, str):
+            return self._from_string(json)
+        raise self.error(f"RouteHandle is {_json_type(json)}, expected object/array/string")
+
+    def optional(self, json: dict, key: str) -> RouteHandle | None:
+        """A child that may be absent (``null``/missing/empty string)."""
+        value = json.get(key)
+        if value is None or value == "":
+            return None
+        return self.create(value, key)
+
+    def _from_string(self, text: str) -> list[RouteHandle]:
+        if not text:
+            return []
+        if text in self._seen:
+            return self._seen[text]
+        if text in self._registered:
+            return self._named(text, self._registered.pop(text))
+        type_name, bar, arg = text.partition("|")
+        handles = self._build(type_name, arg if bar else None)
+        self._seen[text] = handles
+        return handles
+
+    def _named(self, name: str, json) -> list[RouteHandle]:
+        if name in self._seen:
+            return self._seen[name]
+        registered = self._registered.pop(name, None)
+        if registered is not None:
+            json = registered
+        if isinstance(json, dict):
+            handles = self._build(self._type_of(json), json)
+        else:
+            handles = self.create_list(json)
+        self._seen[name] = handles
+        return handles
+
+    def _type_of(self, json: dict) -> str:
+        type_name = json.get("type")
+        self.check(type_name is not None, "No type field in RouteHandle json object")
+        self.check(isinstance(type_name, str), "Type field in RouteHandle is not a string")
+        return type_name
+
+    def _build(self, type_name: str, json) -> list[RouteHandle]:
+        builder = REGISTRY.get(type_name)
+        if builder is None:
+            raise self.error(f"Unknown RouteHandle: {type_name}")
+        with self.at(type_name) if not isinstance(json, dict) else _nothing():
+            try:
+                built = builder(self, json)
+            except ConfigError:
+                raise
+            except (KeyError, TypeError, ValueError) as exc:
+                raise self.error(f"{type_name}: {exc}") from None
+        return built if isinstance(built, list) else [built]
+
+    # -- helpers for builders --------------------------------------------------------------------
+
+    def children(self, json, key: str = "children") -> list[RouteHandle]:
+        """The child list of a route written as ``{"children": ...}`` or ``"Type|children"``."""
+        if isinstance(json, dict):
+            self.check(key in json, f"'{key}' property is missing")
+            return self.create_list(json[key], key)
+        self.check(json, "children are missing")
+        return self.create_list(json)
+
+    def require(self, json, key: str, kind: type | tuple = object, what: str = ""):
+        self.check(isinstance(json, dict), "expected an object")
+        self.check(key in json, f"'{key}' property is missing")
+        value = json[key]
+        if kind is not object:
+            self.check(isinstance(value, kind) and not (kind in (int, float, (int, float))
+                                                        and isinstance(value, bool)),
+                       f"'{key}' is not {what or _kind_name(kind)}")
+        return value
+
+    def get(self, json, key: str, default, kind: type | tuple = object, what: str = ""):
+        if not isinstance(json, dict) or key not in json:
+            return default
+        return self.require(json, key, kind, what)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _kind_name(kind) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+             list: "an array", dict: "an object"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__

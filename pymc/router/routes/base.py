@@ -1,0 +1,83 @@
+"""The shape every route handle has, and the registry from JSON ``"type"`` to builder.
+
+A route handle answers ``route(req, done)``: it calls ``done(reply)`` exactly once, now or
+later (continuation style: no greenlet per request, so the proxy stays fast). Failures are
+replies (``results.ErrorReply``), never exceptions. ``traverse(req)`` lists the children that
+may see ``req`` (it powers ``__mcrouter__.route_handles``); ``name`` is mcrouter's routeName().
+
+Builders have the signature ``make(factory, json) -> RouteHandle`` and are registered with
+``@register("TypeName", "Alias")``. They simplify as mcrouter does (no children → NullRoute,
+one child → that child) through ``collapse``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+Done = Callable[[object], None]
+Builder = Callable[..., "RouteHandle"]
+
+#: JSON "type" → builder(factory, json).
+REGISTRY: dict[str, Builder] = {}
+
+
+def register(*type_names: str) -> Callable[[Builder], Builder]:
+    def decorate(builder: Builder) -> Builder:
+        for type_name in type_names:
+            if type_name in REGISTRY:
+                raise ValueError(f"route type {type_name} registered twice")
+            REGISTRY[type_name] = builder
+        return builder
+    return decorate
+
+
+class RouteHandle:
+    """Base class: a leaf with no children. Subclasses set ``name`` and override ``route``."""
+
+    name = "route"
+    children: list["RouteHandle"] = []
+
+    def route(self, req, done: Done) -> None:
+        raise NotImplementedError
+
+    def traverse(self, req) -> list["RouteHandle"]:
+        return list(self.children)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def collapse(children: list[RouteHandle], make_many: Callable[[list[RouteHandle]],
+                                                              RouteHandle]) -> RouteHandle:
+    """mcrouter's simplification for routes over a child list: none → NullRoute, one → the
+    child itself, more → ``make_many(children)``."""
+    if not children:
+        from .null import NullRoute
+        return NullRoute()
+    if len(children) == 1:
+        return children[0]
+    return make_many(children)
+
+
+class Gather:
+    """Collects one reply per child and calls ``finish(replies)`` once all have answered,
+    with replies in child order (whatever order they arrived in)."""
+
+    __slots__ = ("replies", "waiting", "finish")
+
+    def __init__(self, count: int, finish: Callable[[list], None]) -> None:
+        self.replies: list = [None] * count
+        self.waiting = count
+        self.finish = finish
+
+    def slot(self, index: int) -> Done:
+        def done(reply) -> None:
+            self.replies[index] = reply
+            self.waiting -= 1
+            if self.waiting == 0:
+                self.finish(self.replies)
+        return done
+
+
+def ignore(reply) -> None:
+    """``done`` for requests whose reply nobody waits for (async fan-out, shadows)."""
