@@ -10,6 +10,7 @@ USAGE = """usage: pymc <command> [args...]
 
 commands:
   server    a memcached 1.6 compatible server (same as pymc-server; -h for its flags)
+  router    an mcrouter compatible router (same as pymc-router; --help for its flags)
   version   print pymc's version
 """
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "server":
         from .server.cli import main as server_main
         return server_main(rest)
+    if command == "router":
+        from .router.cli import main as router_main
+        return router_main(rest)
     if command in ("version", "--version", "-V"):
         print(f"pymc {__version__}")
         return 0

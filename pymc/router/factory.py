@@ -14,6 +14,7 @@ from typing import Iterator
 
 from .jsonc import ConfigError
 from .routes import REGISTRY, RouteHandle
+from .routes.base import CHILDREN_LIST
 
 
 class RouteFactory:
@@ -25,6 +26,7 @@ class RouteFactory:
         self._registered: dict[str, object] = dict(named or {})
         self._seen: dict[str, list[RouteHandle]] = {}
         self._path: list[str] = []
+        self._children_lists: list[list[RouteHandle]] = []
 
     # -- errors and paths -----------------------------------------------------------------------
 
@@ -87,9 +89,28 @@ class RouteFactory:
             return None
         return self.create(value, key)
 
+    def add_named(self, name: str, json) -> None:
+        """Register a ``named_handles`` entry, built when first referenced."""
+        self.check(name not in self._registered and name not in self._seen,
+                   f"Route handle '{name}' was already registered")
+        self._registered[name] = json
+
+    @contextmanager
+    def children_list(self, handles: list[RouteHandle]) -> Iterator[None]:
+        """Within this block the string ``"$children_list$"`` stands for ``handles`` (how
+        PoolRoute hands its destinations to the hashing route, as in mcrouter)."""
+        self._children_lists.append(handles)
+        try:
+            yield
+        finally:
+            self._children_lists.pop()
+
     def _from_string(self, text: str) -> list[RouteHandle]:
         if not text:
             return []
+        if text == CHILDREN_LIST:
+            self.check(self._children_lists, "$children_list$ used outside a pool route")
+            return self._children_lists[-1]
         if text in self._seen:
             return self._seen[text]
         if text in self._registered:

@@ -64,7 +64,9 @@ def is_get(req) -> bool:
 
 
 def key_of(req) -> bytes:
-    return req.key if type(req) is MetaRequest else req.keys[0]
+    if type(req) is MetaRequest:
+        return req.key
+    return req.keys[0] if req.keys else b""
 
 
 def with_key(req, key: bytes):

@@ -17,6 +17,9 @@ from typing import Callable
 Done = Callable[[object], None]
 Builder = Callable[..., "RouteHandle"]
 
+#: Stands for the child list a route hands its hashing child (see RouteFactory.children_list).
+CHILDREN_LIST = "$children_list$"
+
 #: JSON "type" → builder(factory, json).
 REGISTRY: dict[str, Builder] = {}
 

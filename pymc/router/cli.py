@@ -1,0 +1,139 @@
+"""``pymc-router``: mcrouter's command line (the flags pymc-router honours, the rest accepted
+and ignored with a debug line), then the router until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from .jsonc import ConfigError
+from .options import RouterOptions
+
+logger = logging.getLogger(__name__)
+
+#: mcrouter flags accepted for compatibility but without effect here (all take a value).
+IGNORED = ("num-proxies", "stats-root", "debug-fifo-root", "file-observer-poll-period-ms",
+           "file-observer-sleep-before-update-ms", "cross-region-timeout-ms",
+           "cross-cluster-timeout-ms", "within-cluster-timeout-ms", "stats-logging-interval",
+           "fibers-max-pool-size", "fibers-stack-size", "max-client-outstanding-reqs",
+           "async-dir", "log-path", "big-value-split-threshold", "reset-inactive-connection-interval",
+           "client-queue-size", "target-max-inflight-requests", "keepalive-count",
+           "keepalive-interval-s", "keepalive-idle-s", "pem-cert-path", "pem-key-path",
+           "pem-ca-path", "proxy-max-inflight-requests", "max-conns", "threads")
+IGNORED_SWITCHES = ("use-asynclog-version2", "disable-miss-on-get-errors",
+                    "enable-qos", "postprocess-logging-route", "enable-logging-route")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(64, f"pymc-router: {message}; see pymc-router --help\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pymc-router", description="An mcrouter-compatible memcached router "
+                     "in pure Python: same JSON config, same hashing, same routing.")
+    add = parser.add_argument
+    add("-p", "--port", type=int, default=5000, help="TCP port to listen on (default 5000)")
+    add("-l", "--listen-addresses", default="127.0.0.1",
+        help="comma-separated addresses to listen on (default 127.0.0.1)")
+    add("--config", default="", help="file:PATH, or the config JSON itself")
+    add("-f", "--config-file", default="", help="config file path (older mcrouter flag)")
+    add("--config-str", default="", help=argparse.SUPPRESS)
+    add("-R", "--route-prefix", default="/././",
+        help="default routing prefix, e.g. /eqiad/mw/ (eqiad/mw works too)")
+    add("--send-invalid-route-to-default", action="store_true",
+        help="send keys with an unknown routing prefix to the default route")
+    add("-t", "--server-timeout", type=int, default=1000, metavar="MS",
+        help="server timeout in ms (default 1000)")
+    add("--connect-timeout", type=int, default=None, metavar="MS", help=argparse.SUPPRESS)
+    add("--timeouts-until-tko", type=int, default=3)
+    add("-r", "--probe-timeout-initial", type=int, default=10000, metavar="MS")
+    add("--probe-timeout-max", type=int, default=60000, metavar="MS")
+    add("--disable-tko-tracking", action="store_true")
+    add("--validate-config", nargs="?", const="exit", default="", choices=("exit", "run"),
+        help="check the config; =exit (default) stops after, =run keeps running")
+    add("--config-params", default="", help="name:value,... for %%name%% in the config")
+    add("--enable-flush-cmd", action="store_true", help="route flush_all (disabled by default)")
+    add("--disable-reload-configs", action="store_true")
+    add("--reconfiguration-delay-ms", type=int, default=1000)
+    add("-v", "--verbosity", type=int, default=0)
+    add("-V", "--version", action="store_true")
+    for name in IGNORED:
+        add(f"--{name}", default=None, help=argparse.SUPPRESS)
+    for name in IGNORED_SWITCHES:
+        add(f"--{name}", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_params(text: str) -> dict[str, str]:
+    params = {}
+    for item in filter(None, text.split(",")):
+        name, colon, value = item.partition(":")
+        if not colon or not name:
+            raise ConfigError(f"--config-params: {item!r} is not name:value")
+        params[name] = value
+    return params
+
+
+def options_from(args: argparse.Namespace) -> RouterOptions:
+    return RouterOptions(
+        port=args.port, listen_addresses=args.listen_addresses,
+        config=args.config or args.config_str, config_file=args.config_file,
+        route_prefix=args.route_prefix,
+        send_invalid_route_to_default=args.send_invalid_route_to_default,
+        server_timeout_ms=args.server_timeout,
+        connect_timeout_ms=args.connect_timeout or args.server_timeout,
+        timeouts_until_tko=args.timeouts_until_tko,
+        probe_timeout_initial_ms=args.probe_timeout_initial,
+        probe_timeout_max_ms=args.probe_timeout_max,
+        disable_tko_tracking=args.disable_tko_tracking,
+        validate_config=args.validate_config, config_params=parse_params(args.config_params),
+        enable_flush_cmd=args.enable_flush_cmd,
+        disable_reload_configs=args.disable_reload_configs,
+        reconfiguration_delay_ms=args.reconfiguration_delay_ms, verbosity=args.verbosity)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(f"pymc-router {__version__} (mcrouter 43 compatible)")
+        return 0
+    level = (logging.WARNING, logging.INFO)[min(args.verbosity, 1)] if args.verbosity < 2 \
+        else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in IGNORED + IGNORED_SWITCHES:
+        if getattr(args, name.replace("-", "_")) not in (None, False):
+            logger.debug("--%s is accepted for mcrouter compatibility and ignored", name)
+    try:
+        options = options_from(args)
+        from .config import load
+        if options.validate_config == "exit":
+            load(options)
+            print("config is valid")
+            return 0
+        from .server import RouterServer
+        server = RouterServer(options)
+    except ConfigError as exc:
+        print(f"pymc-router: bad config: {exc}", file=sys.stderr)
+        return 1
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"pymc-router: cannot listen on {options.listen_addresses}:{options.port}: "
+              f"{exc.strerror}; pick another port with -p", file=sys.stderr)
+        return 71
+    import gevent
+    import signal
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, server.stop)
+    print(f"pymc-router listening on {options.listen_addresses}:{server.port}",
+          file=sys.stderr, flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""One backend server: a persistent connection, requests pipelined on it, replies matched in
+order, connect and server timeouts, per-server counters. Only this module and the proxy shell
+touch sockets.
+
+Driven by callbacks on the gevent hub's loop, like the server: requests queued during one loop
+turn go out in one ``send`` (flushed by ``loop.run_callback``), and one read answers every
+complete reply. memcached answers in order, so the oldest waiting request owns the next reply.
+A request still unanswered after ``timeout_ms`` fails the whole connection: in the text
+protocol nothing after a lost reply can be matched safely (mcrouter closes it too), so every
+waiting request gets a ``timeout`` reply and the next request reconnects.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections import deque
+
+from ..protocol.client import ClientConnection
+from ..protocol.messages import NEED_DATA, ProtocolViolation
+from .access_point import AccessPoint
+from .results import ErrorReply, result_of
+
+logger = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024
+_recv_buffer = bytearray(RECV_BYTES)
+_recv_view = memoryview(_recv_buffer)
+
+NEW, CONNECTING, UP, CLOSED = "new", "connecting", "up", "closed"
+
+
+class DestinationStats:
+    __slots__ = ("results", "latency_total", "latency_count", "sent", "failures")
+
+    def __init__(self) -> None:
+        self.results: dict[str, int] = {}
+        self.latency_total = 0.0
+        self.latency_count = 0
+        self.sent = 0
+        self.failures = 0
+
+    @property
+    def avg_latency_us(self) -> float:
+        return self.latency_total / self.latency_count * 1e6 if self.latency_count else 0.0
+
+
+class Destination:
+    """A backend at ``access_point``; ``send(req, done)`` calls ``done(reply)`` exactly once."""
+
+    def __init__(self, access_point: AccessPoint, loop, timeout_ms: int = 1000,
+                 connect_timeout_ms: int | None = None) -> None:
+        self.access_point = access_point
+        self.loop = loop
+        self.timeout = timeout_ms / 1000.0
+        self.connect_timeout = (connect_timeout_ms if connect_timeout_ms is not None
+                                else timeout_ms) / 1000.0
+        self.state = NEW
+        self.sock: socket.socket | None = None
+        self.parser = ClientConnection()
+        #: (done, deadline, request) per request awaiting its reply, oldest first.
+        self.waiting: deque = deque()
+        self.out: list[bytes] = []
+        self.unsent = b""
+        self.flush_scheduled = False
+        self.stats = DestinationStats()
+        self._reader = self._writer = self._timer = None
+        self._timer_at = 0.0
+
+    # -- public -------------------------------------------------------------------------------
+
+    def send(self, req, done) -> None:
+        if self.state is not UP and self.state is not CONNECTING:
+            self._connect()
+            if self.state is CLOSED:  # refused at once
+                done(self._connect_failure)
+                return
+        self.out.append(self.parser.send(req))
+        now = self.loop.now()
+        self.waiting.append((done, now + self.timeout, req))
+        self.stats.sent += 1
+        if self._timer is None or not self._timer.active:
+            self._arm_timer(now + self.timeout)
+        if not self.flush_scheduled and self.state is UP:
+            self.flush_scheduled = True
+            self.loop.run_callback(self._flush)
+
+    @property
+    def pending(self) -> int:
+        return len(self.waiting)
+
+    @property
+    def is_up(self) -> bool:
+        return self.state is UP
+
+    def close(self) -> None:
+        self._fail_all(ErrorReply("shutdown"))
+        self._teardown()
+
+    def __str__(self) -> str:
+        return str(self.access_point)
+
+    # -- connecting ------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        ap = self.access_point
+        self._teardown()
+        self.parser = ClientConnection()
+        try:
+            if ap.unix:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                address: object = ap.host
+            else:
+                family = socket.AF_INET6 if ":" in ap.host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                address = (ap.host, ap.port)
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+        except OSError as exc:
+            self._connect_failed("connect_error", str(exc))
+            return
+        self.sock = sock
+        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            self._connect_failed("connect_error", errno.errorcode.get(code, str(code)))
+            return
+        self.state = CONNECTING
+        self._writer = self.loop.io(sock.fileno(), 2)
+        self._writer.start(self._on_connected)
+        self._arm_timer(self.loop.now() + self.connect_timeout)
+
+    def _on_connected(self) -> None:
+        sock = self.sock
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if sock else errno.EBADF
+        self._writer.stop()
+        if code:
+            self._connect_failed("connect_error", errno.errorcode.get(code, str(code)))
+            return
+        self.state = UP
+        self._reader = self.loop.io(sock.fileno(), 1)
+        self._reader.start(self._on_readable)
+        now = self.loop.now()
+        # Requests queued while connecting get their full server timeout from now.
+        self.waiting = deque((done, now + self.timeout, req) for done, _, req in self.waiting)
+        self._arm_timer(now + self.timeout)
+        self._flush()
+
+    def _connect_failed(self, kind: str, why: str) -> None:
+        logger.info("cannot connect to %s: %s", self.access_point, why)
+        self._connect_failure = ErrorReply(kind)
+        self._teardown()
+        self.state = CLOSED
+        self._fail_all(self._connect_failure)
+
+    _connect_failure = ErrorReply("connect_error")
+
+    # -- I/O ------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.state is not UP:
+            return
+        out = self.out
+        if out:
+            data = self.unsent + (out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+        else:
+            data = self.unsent
+        if not data:
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._broken("remote_error", str(exc))
+            return
+        self.unsent = data[sent:]
+        if self.unsent:
+            self._writer = self._writer or self.loop.io(self.sock.fileno(), 2)
+            self._writer.start(self._flush)
+        elif self._writer is not None and self._writer.active:
+            self._writer.stop()
+
+    def _on_readable(self) -> None:
+        try:
+            count = self.sock.recv_into(_recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._broken("remote_error", str(exc))
+            return
+        if not count:
+            self._broken("remote_error", "connection closed by server")
+            return
+        parser = self.parser
+        parser.receive_data(_recv_view[:count].tobytes())
+        waiting = self.waiting
+        stats = self.stats
+        now = self.loop.now()
+        timeout = self.timeout
+        try:
+            while True:
+                reply = parser.next_event()
+                if reply is NEED_DATA:
+                    break
+                done, deadline, _ = waiting.popleft()
+                stats.latency_total += now - (deadline - timeout)
+                stats.latency_count += 1
+                kind = result_of(reply)
+                stats.results[kind] = stats.results.get(kind, 0) + 1
+                done(reply)
+        except ProtocolViolation as exc:
+            self._broken("remote_error", str(exc))
+
+    def _broken(self, kind: str, why: str) -> None:
+        logger.info("connection to %s lost: %s", self.access_point, why)
+        self.stats.failures += 1
+        self._teardown()
+        self.state = CLOSED
+        self._fail_all(ErrorReply(kind))
+
+    # -- timeouts --------------------------------------------------------------------------------
+
+    def _arm_timer(self, at: float) -> None:
+        if self._timer is None:
+            self._timer = self.loop.timer(0.0)
+        elif self._timer.active:
+            if self._timer_at <= at:
+                return
+            self._timer.stop()
+        self._timer_at = at
+        delay = max(at - self.loop.now(), 0.0)
+        self._timer = self.loop.timer(delay)
+        self._timer.start(self._on_timer)
+
+    def _on_timer(self) -> None:
+        now = self.loop.now()
+        if self.state is CONNECTING:
+            if self._timer_at <= now:
+                self._connect_failed("connect_timeout", "connect timed out")
+            return
+        if self.waiting:
+            deadline = self.waiting[0][1]
+            if deadline <= now + 0.0005:
+                logger.info("%s: request timed out after %d ms", self.access_point,
+                            self.timeout * 1000)
+                self.stats.failures += 1
+                self._teardown()
+                self.state = CLOSED
+                self._fail_all(ErrorReply("timeout"))
+                return
+            self._arm_timer(deadline)
+
+    # -- teardown --------------------------------------------------------------------------------
+
+    def _fail_all(self, reply) -> None:
+        waiting, self.waiting = self.waiting, deque()
+        self.out.clear()
+        kind = reply.kind
+        if waiting:
+            self.stats.results[kind] = self.stats.results.get(kind, 0) + len(waiting)
+        for done, _, _ in waiting:
+            done(reply)
+
+    def _teardown(self) -> None:
+        for watcher in (self._reader, self._writer):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._reader = self._writer = None
+        if self._timer is not None:
+            self._timer.stop()
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        self.unsent = b""
+        self.out.clear()
+        if self.state is not NEW:
+            self.state = CLOSED

@@ -1,0 +1,124 @@
+"""Pools: the config's ``pools`` section, inline pools, ``inherit``, and the destinations they
+become. One Destination per (server, timeouts) is shared by every pool and route naming it, as
+mcrouter shares its ProxyDestinations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .access_point import AccessPoint, parse_access_point
+from .destination import Destination
+from .jsonc import ConfigError
+
+
+@dataclass
+class Pool:
+    name: str
+    json: dict
+    routes: list = field(default_factory=list)  # DestinationRoute per server, in order
+    weights: list | None = None
+
+
+class Pools:
+    def __init__(self, pools_json: dict | None, options, loop=None) -> None:
+        if pools_json is not None and not isinstance(pools_json, dict):
+            raise ConfigError("config: 'pools' is not an object")
+        self._json: dict[str, dict] = dict(pools_json or {})
+        self._state: dict[str, str] = {}
+        self.options = options
+        self.loop = loop
+        self.built: dict[str, Pool] = {}
+        self.destinations: dict[tuple, Destination] = {}
+
+    # -- JSON -----------------------------------------------------------------------------------
+
+    def parse(self, json) -> tuple[str, dict]:
+        """A pool reference (name, or an inline object with ``name``) → (name, pool JSON)."""
+        if isinstance(json, str):
+            return json, self._named(json)
+        if not isinstance(json, dict):
+            raise ConfigError("Pool should be a string (name of pool) or an object")
+        name = json.get("name")
+        if not isinstance(name, str):
+            raise ConfigError("Pool should have string 'name'")
+        self._json.setdefault(name, json)
+        return name, self._named(name)
+
+    def _named(self, name: str) -> dict:
+        if name not in self._json:
+            raise ConfigError(f"Can not read pool: {name}")
+        state = self._state.get(name)
+        if state == "parsing":
+            raise ConfigError("Cycle in pool inheritance")
+        json = self._json[name]
+        if state is None and isinstance(json, dict) and "inherit" in json:
+            self._state[name] = "parsing"
+            parent = json["inherit"]
+            if not isinstance(parent, str):
+                raise ConfigError(f"Pool {name}: inherit is not a string")
+            merged = dict(self._named(parent))
+            merged.update({k: v for k, v in json.items() if k != "inherit"})
+            self._json[name] = json = merged
+        self._state[name] = "parsed"
+        if not isinstance(json, dict):
+            raise ConfigError(f"Pool {name}: pool is not an object")
+        return json
+
+    # -- destinations ---------------------------------------------------------------------------
+
+    def build(self, factory, json) -> Pool:
+        name, pool_json = self.parse(json)
+        if name in self.built:
+            return self.built[name]
+        from .routes.destination import DestinationRoute
+        try:
+            servers = pool_json.get("servers")
+            if servers is None:
+                raise ConfigError("servers not found")
+            if not isinstance(servers, list):
+                raise ConfigError("servers is not an array")
+            timeout = _milliseconds(pool_json, "server_timeout", self.options.server_timeout_ms)
+            connect_timeout = _milliseconds(pool_json, "connect_timeout", timeout)
+            keep = pool_json.get("keep_routing_prefix", False)
+            if not isinstance(keep, bool):
+                raise ConfigError("keep_routing_prefix is not a boolean")
+            protocol = pool_json.get("protocol", "ascii")
+            security = pool_json.get("security_mech", "plain")
+            weights = pool_json.get("weights")
+            pool = Pool(name, pool_json)
+            for index, server in enumerate(servers):
+                if isinstance(server, dict):
+                    pool.routes.append(factory.create(server, f"servers[{index}]"))
+                    continue
+                if not isinstance(server, str):
+                    raise ConfigError(f"server #{index} is not a string/object")
+                ap = parse_access_point(server, protocol, security)
+                if ap.protocol != "ascii":
+                    raise ConfigError(f"server {server}: only the ascii protocol is supported")
+                destination = self.destination(ap, timeout, connect_timeout)
+                pool.routes.append(DestinationRoute(destination, name, index, keep, timeout))
+            if isinstance(weights, list):
+                if len(weights) != len(servers):
+                    raise ConfigError(f"weights has {len(weights)} entries for "
+                                      f"{len(servers)} servers")
+                pool.weights = [float(w) for w in weights]
+        except ConfigError as exc:
+            raise ConfigError(f"Pool {name}: {exc}") from None
+        self.built[name] = pool
+        return pool
+
+    def destination(self, ap: AccessPoint, timeout_ms: int, connect_timeout_ms: int) -> Destination:
+        key = (ap, timeout_ms, connect_timeout_ms)
+        destination = self.destinations.get(key)
+        if destination is None:
+            destination = Destination(ap, self.loop, timeout_ms, connect_timeout_ms)
+            self.destinations[key] = destination
+        return destination
+
+
+def _milliseconds(json: dict, key: str, default: int) -> int:
+    value = json.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{key} is not a valid timeout")
+    return int(value)

@@ -1,0 +1,364 @@
+"""The router's gevent shell for clients: accept, parse (the server's sans-IO parser, text and
+meta), route each key through the config's root route, write replies in request order.
+
+Callback-driven like the server (no greenlet per request): a read parses every complete
+command, each key is routed, and replies are written when the oldest outstanding request has
+its answer. Multi-gets are split per key (as mcrouter does) and reassembled; the first error
+among the keys replaces END, as mcrouter's multi-op does. ``noreply`` and meta ``q`` are
+handled here: backends always answer, the client just does not see what it asked not to see.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import deque
+
+from ..protocol.connection import NEED_DATA, ServerConnection
+from ..protocol.messages import Request, Reply
+from ..protocol.meta import MetaReply, MetaRequest
+from .results import ErrorReply, result_of
+from .routes.base import ignore
+
+logger = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024
+#: Stop reading from a client with this many requests waiting for backends (bounded memory).
+MAX_OUTSTANDING = 4096
+OUTPUT_HIGH_WATER = 4 * 1024 * 1024
+ADMIN_PREFIX = b"__mcrouter__."
+_GETS = frozenset((b"get", b"gets", b"gat", b"gats"))
+_QUIET_HIDDEN = {b"mg": (b"EN",), b"ms": (b"HD",), b"md": (b"HD",), b"ma": (b"HD",)}
+_END = b"END\r\n"
+
+
+def error_line(reply) -> bytes:
+    if type(reply) is ErrorReply:
+        return reply.line()
+    return reply.result + (b" " + reply.message if reply.message else b"") + b"\r\n"
+
+
+def value_lines(reply, key: bytes) -> bytes:
+    """VALUE lines of a get reply, under the client's key (the backend saw it without its
+    routing prefix)."""
+    out = []
+    for value in reply.values:
+        if value.cas is None:
+            out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
+                                                     value.data))
+        else:
+            out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
+                                                        value.cas, value.data))
+    return b"".join(out)
+
+
+def reply_bytes(req, reply) -> bytes:
+    """A non-get reply as the client expects it."""
+    kind = type(reply)
+    if kind is MetaReply:
+        if reply.flags and type(req) is MetaRequest and req.has(b"k"):
+            reply = MetaReply(reply.code, [b"k" + req.wire_key if t[:1] == b"k" else t
+                                           for t in reply.flags], reply.value)
+        return reply.to_bytes()
+    if kind is ErrorReply:
+        return reply.line()
+    word = reply.result
+    if word == b"NUMBER":
+        return b"%d\r\n" % reply.number
+    if word == b"END" and reply.values and type(req) is MetaRequest:
+        return b"SERVER_ERROR unexpected reply\r\n"
+    if reply.message:
+        return word + b" " + reply.message + b"\r\n"
+    return word + b"\r\n"
+
+
+class MultiGet:
+    """One client get/gets/gat/gats: one routed request per key, answered together."""
+
+    __slots__ = ("conn", "slot", "keys", "parts", "error", "waiting")
+
+    def __init__(self, conn: "ClientConn", slot: list, keys: list[bytes]) -> None:
+        self.conn = conn
+        self.slot = slot
+        self.keys = keys
+        self.parts: list = [b""] * len(keys)
+        self.error = None
+        self.waiting = len(keys)
+
+    def done_for(self, index: int):
+        def done(reply) -> None:
+            if type(reply) is Reply and reply.result == b"END":
+                if reply.values:
+                    self.parts[index] = value_lines(reply, self.keys[index])
+            elif self.error is None:
+                self.error = reply
+            self.waiting -= 1
+            if self.waiting == 0:
+                tail = _END if self.error is None else error_line(self.error)
+                self.conn.fill(self.slot, b"".join(self.parts) + tail)
+        return done
+
+
+class ClientConn:
+    __slots__ = ("proxy", "sock", "fd", "parser", "reader", "writer", "slots", "out",
+                 "write_scheduled", "pending", "closing", "closed", "paused", "peer",
+                 "__weakref__")
+
+    def __init__(self, proxy, sock: socket.socket, peer) -> None:
+        self.proxy = proxy
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.parser = ServerConnection(max_value_length=proxy.max_value_length)
+        loop = proxy.loop
+        self.reader = loop.io(self.fd, 1)
+        self.writer = loop.io(self.fd, 2)
+        self.slots: deque = deque()  # [bytes | None] per request awaiting its reply, in order
+        self.out: list[bytes] = []
+        self.write_scheduled = False
+        self.pending = b""  # accepted for sending, not yet taken by the kernel
+        self.closing = False
+        self.closed = False
+        self.paused = False
+        self.reader.start(self.on_readable)
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        proxy = self.proxy
+        try:
+            count = self.sock.recv_into(proxy.recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not count:
+            self.close()
+            return
+        self.parser.receive_data(proxy.recv_view[:count].tobytes())
+        self.process()
+
+    def process(self) -> None:
+        next_event = self.parser.next_event
+        handlers = self.proxy.handlers
+        while len(self.slots) < MAX_OUTSTANDING:
+            event = next_event()
+            if event is NEED_DATA:
+                break
+            handler = handlers.get(event.command)
+            if handler is None:
+                handler = self.proxy.handle_other
+            if handler(self, event):
+                self.closing = True
+                self.reader.stop()
+                break
+        else:
+            self.paused = True
+            self.reader.stop()
+        self.drain()
+
+    # -- replies ---------------------------------------------------------------------------------
+
+    def slot(self) -> list:
+        slot = [None]
+        self.slots.append(slot)
+        return slot
+
+    def fill(self, slot: list, data: bytes) -> None:
+        slot[0] = data
+        if self.slots and self.slots[0] is slot:
+            self.drain()
+
+    def drain(self) -> None:
+        slots = self.slots
+        out = self.out
+        while slots and slots[0][0] is not None:
+            out.append(slots.popleft()[0])
+        if out and not self.write_scheduled and not self.closed:
+            self.write_scheduled = True
+            self.proxy.loop.run_callback(self.flush)
+        elif not out and not slots and self.closing and not self.pending:
+            self.close()
+
+    def flush(self) -> None:
+        self.write_scheduled = False
+        if self.closed:
+            return
+        out = self.out
+        data = self.pending + (out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        if data:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            self.pending = data[sent:]
+        if self.pending:
+            self.reader.stop()
+            self.writer.start(self.flush)
+            return
+        self.writer.stop()
+        if self.closing:
+            if not self.slots:
+                self.close()
+            return
+        if self.paused and len(self.slots) < MAX_OUTSTANDING // 2:
+            self.paused = False
+            self.reader.start(self.on_readable)
+            self.process()
+        elif not self.paused:
+            self.reader.start(self.on_readable)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for watcher in (self.reader, self.writer):
+            watcher.stop()
+            watcher.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.proxy.forget(self)
+
+
+class Handlers:
+    """Request handlers by command; each returns True when the connection must close."""
+
+    def __init__(self, proxy) -> None:
+        self.proxy = proxy
+
+    def table(self) -> dict:
+        table = {}
+        for command in _GETS:
+            table[command] = self.get
+        for command in (b"set", b"add", b"replace", b"append", b"prepend", b"cas",
+                        b"delete", b"incr", b"decr", b"touch"):
+            table[command] = self.keyed
+        for command in (b"mg", b"ms", b"md", b"ma", b"me"):
+            table[command] = self.meta
+        table[b"mn"] = self.meta_noop
+        table[b"version"] = self.version
+        table[b"quit"] = self.quit
+        table[b"stats"] = self.stats
+        table[b"flush_all"] = self.flush_all
+        table[b"verbosity"] = self.verbosity
+        table[b"\x00invalid"] = self.invalid
+        table[b"\x00close"] = self.quit
+        return table
+
+    def get(self, conn: ClientConn, req: Request) -> bool:
+        proxy = self.proxy
+        keys = req.keys
+        slot = conn.slot()
+        proxy.count(req.command, len(keys))
+        if len(keys) == 1:
+            key = keys[0]
+            if key.startswith(ADMIN_PREFIX):
+                conn.fill(slot, proxy.admin.answer(key) + _END)
+                return False
+
+            def done(reply) -> None:
+                if type(reply) is Reply and reply.result == b"END":
+                    data = value_lines(reply, key) + _END if reply.values else _END
+                else:
+                    data = error_line(reply)
+                slot[0] = data
+                if conn.slots and conn.slots[0] is slot:
+                    conn.drain()
+            proxy.root.route(req, done)
+            return False
+        multi = MultiGet(conn, slot, keys)
+        command, exptime = req.command, req.exptime
+        route = proxy.root.route
+        for index, key in enumerate(keys):
+            done = multi.done_for(index)
+            if key.startswith(ADMIN_PREFIX):
+                done(Reply(b"END", values=[proxy.admin.value(key)]))
+            else:
+                route(Request(command, [key], exptime=exptime), done)
+        return False
+
+    def keyed(self, conn: ClientConn, req: Request) -> bool:
+        self.proxy.count(req.command, 1)
+        if req.noreply:
+            req.noreply = False  # the backend answers; the client does not hear it
+            self.proxy.root.route(req, ignore)
+            return False
+        slot = conn.slot()
+
+        def done(reply) -> None:
+            conn.fill(slot, reply_bytes(req, reply))
+        self.proxy.root.route(req, done)
+        return False
+
+    def meta(self, conn: ClientConn, req: MetaRequest) -> bool:
+        self.proxy.count(req.command, 1)
+        quiet = req.quiet
+        routed = req
+        if quiet:
+            routed = MetaRequest.__new__(MetaRequest)
+            for name in MetaRequest.__slots__:
+                setattr(routed, name, getattr(req, name))
+            routed.tokens = [t for t in req.tokens if t != b"q"]
+            routed.quiet = False
+        slot = conn.slot()
+        hidden = _QUIET_HIDDEN.get(req.command, ()) if quiet else ()
+
+        def done(reply) -> None:
+            if type(reply) is MetaReply and reply.code in hidden:
+                conn.fill(slot, b"")
+            else:
+                conn.fill(slot, reply_bytes(req, reply))
+        self.proxy.root.route(routed, done)
+        return False
+
+    def meta_noop(self, conn: ClientConn, req) -> bool:
+        conn.fill(conn.slot(), b"MN\r\n")
+        return False
+
+    def version(self, conn: ClientConn, req) -> bool:
+        conn.fill(conn.slot(), b"VERSION %s\r\n" % self.proxy.version.encode())
+        return False
+
+    def quit(self, conn: ClientConn, req) -> bool:
+        return True
+
+    def verbosity(self, conn: ClientConn, req) -> bool:
+        if not req.noreply:
+            conn.fill(conn.slot(), b"OK\r\n")
+        return False
+
+    def stats(self, conn: ClientConn, req) -> bool:
+        conn.fill(conn.slot(), self.proxy.stats_reply(req.args))
+        return False
+
+    def flush_all(self, conn: ClientConn, req) -> bool:
+        proxy = self.proxy
+        proxy.count(b"flush_all", 1)
+        if not proxy.options.enable_flush_cmd:
+            if not req.noreply:
+                conn.fill(conn.slot(), b"SERVER_ERROR Command disabled\r\n")
+            return False
+        return self.keyed(conn, Request(b"flush_all", [], args=tuple(
+            a for a in req.args if a != b"noreply"),
+                                        noreply=req.noreply))
+
+    def invalid(self, conn: ClientConn, event) -> bool:
+        if not event.noreply:
+            conn.fill(conn.slot(), event.line)
+        return False
+
+    def other(self, conn: ClientConn, req) -> bool:
+        conn.fill(conn.slot(), b"ERROR\r\n")
+        return False
+
+
+def count_result(counters: dict, reply) -> None:
+    kind = result_of(reply)
+    counters[kind] = counters.get(kind, 0) + 1

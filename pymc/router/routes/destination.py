@@ -1,0 +1,43 @@
+"""DestinationRoute: the leaf that hands a request to one backend server (a pool member).
+
+It strips the routing prefix from the key unless the pool keeps it (``keep_routing_prefix``).
+While ``RECORDER`` is set (``__mcrouter__.route(op,key)``) nothing is sent: the destination is
+recorded and the default reply returned, so the route tree behaves as if every server answered
+normally.
+"""
+
+from __future__ import annotations
+
+from ..keys import RoutedKey
+from ..ops import key_of, with_key
+from ..results import default_reply
+from .base import RouteHandle
+
+#: A list collecting destinations instead of sending, or None.
+RECORDER: list | None = None
+
+
+class DestinationRoute(RouteHandle):
+    def __init__(self, destination, pool_name: str, index: int, keep_routing_prefix: bool,
+                 timeout_ms: int) -> None:
+        self.destination = destination
+        self.pool_name = pool_name
+        self.index = index
+        self.keep_routing_prefix = keep_routing_prefix
+        ap = destination.access_point
+        self.name = (f"host|pool={pool_name}|id={index}|ap={ap}:{ap.protocol}:{ap.security}:"
+                     f"{'compressed' if ap.compressed else 'notcompressed'}|"
+                     f"timeout={timeout_ms}ms|keep_routing_prefix={int(keep_routing_prefix)}")
+
+    def route(self, req, done) -> None:
+        if RECORDER is not None:
+            RECORDER.append(self.destination)
+            done(default_reply(req))
+            return
+        if not self.keep_routing_prefix:
+            key = key_of(req)
+            if key[:1] == b"/":
+                routed = RoutedKey(key)
+                if routed.prefix:
+                    req = with_key(req, routed.without_route)
+        self.destination.send(req, done)

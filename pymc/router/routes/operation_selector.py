@@ -1,0 +1,64 @@
+"""OperationSelectorRoute (also "PrefixPolicyRoute"): sends each request to the child named
+for its operation in ``operation_policies`` (get, set, delete, ...; meta commands count as the
+operation they perform), else to ``default_policy``. With neither for an operation the reply
+is mcrouter's empty reply, an "unknown" error.
+"""
+
+from __future__ import annotations
+
+from ..ops import operation
+from ..results import ErrorReply
+from .base import RouteHandle, register
+
+#: Operation names operation_policies may use (mcrouter's routable requests).
+OPERATIONS = ("add", "append", "cas", "decr", "delete", "flushall", "flushre", "gat", "gats",
+              "get", "gets", "incr", "lease-get", "lease-set", "metaget", "prepend", "replace",
+              "set", "touch")
+
+
+class OperationSelectorRoute(RouteHandle):
+    name = "operation-selector"
+
+    def __init__(self, policies: dict[str, RouteHandle],
+                 default: RouteHandle | None = None) -> None:
+        self.policies = policies
+        self.default = default
+        children = list(policies.values()) + ([default] if default is not None else [])
+        self.children = list({id(child): child for child in children}.values())
+
+    def select(self, req) -> RouteHandle | None:
+        return self.policies.get(operation(req), self.default)
+
+    def route(self, req, done) -> None:
+        child = self.select(req)
+        if child is None:
+            done(ErrorReply("unknown"))
+        else:
+            child.route(req, done)
+
+    def traverse(self, req) -> list[RouteHandle]:
+        child = self.select(req)
+        return [child] if child is not None else []
+
+
+@register("OperationSelectorRoute", "PrefixPolicyRoute")
+def make_operation_selector_route(factory, json) -> RouteHandle:
+    if not isinstance(json, dict):
+        return factory.create(json)  # "OperationSelectorRoute|X" is just X
+    factory.check("default_policy" in json or "operation_policies" in json,
+                  "OperationSelectorRoute needs either 'default_policy' "
+                  "or 'operation_policies'")
+    default = factory.create(json["default_policy"], "default_policy") \
+        if "default_policy" in json else None
+    if "operation_policies" not in json:
+        return default
+    policies_json = json["operation_policies"]
+    with factory.at("operation_policies"):
+        factory.check(isinstance(policies_json, dict), "operation_policies is not an object")
+        policies = {}
+        # Sorted as mcrouter does, so named handles resolve in the same order.
+        for op in sorted(policies_json):
+            factory.check(op in OPERATIONS, f"Unknown operation: {op}, valid operations: "
+                          + ", ".join(OPERATIONS))
+            policies[op] = factory.create(policies_json[op], op)
+    return OperationSelectorRoute(policies, default)

@@ -1,0 +1,68 @@
+"""PrefixSelectorRoute: picks the child by key prefix. ``policies`` maps key prefixes to
+handles; a request goes to the handle of the longest prefix its routing key starts with, else to
+``wildcard``. With neither, the answer is mcrouter's ``SERVER_ERROR RootRoute: No rh found``.
+
+The key matched is the routing key (no routing prefix, cut at the hash stop ``|#|``), as
+mcrouter's RootRoute passes it. mcrouter only reads this type as the top of a route (its
+RouteHandleMap builds the prefix map); here it is an ordinary handle and may appear anywhere.
+"""
+
+from __future__ import annotations
+
+from ..keys import routing_key
+from ..ops import key_of
+from ..results import ErrorReply
+from .base import RouteHandle, register
+
+NO_ROUTE = "RootRoute: No rh found"
+
+
+class PrefixSelectorRoute(RouteHandle):
+    name = "prefix-selector"
+
+    def __init__(self, policies: dict[bytes, RouteHandle],
+                 wildcard: RouteHandle | None = None) -> None:
+        self.policies = policies
+        self.wildcard = wildcard
+        # Only the lengths that exist are tried, longest first: a dict probe per length.
+        self._lengths = sorted({len(prefix) for prefix in policies}, reverse=True)
+        self.children = list(policies.values()) + ([wildcard] if wildcard else [])
+
+    def select(self, req) -> RouteHandle | None:
+        key = routing_key(key_of(req))
+        policies = self.policies
+        for length in self._lengths:
+            if length <= len(key):
+                child = policies.get(key[:length])
+                if child is not None:
+                    return child
+        return self.wildcard
+
+    def route(self, req, done) -> None:
+        child = self.select(req)
+        if child is None:
+            done(ErrorReply("local_error", NO_ROUTE))
+        else:
+            child.route(req, done)
+
+    def traverse(self, req) -> list[RouteHandle]:
+        child = self.select(req)
+        return [child] if child is not None else []
+
+
+@register("PrefixSelectorRoute")
+def make_prefix_selector_route(factory, json) -> RouteHandle:
+    factory.check(isinstance(json, dict), "PrefixSelectorRoute should be an object")
+    factory.check("policies" in json or "wildcard" in json,
+                  "PrefixSelectorRoute: no policies/wildcard")
+    policies: dict[bytes, RouteHandle] = {}
+    if "policies" in json:
+        jpolicies = json["policies"]
+        factory.check(isinstance(jpolicies, dict),
+                      "PrefixSelectorRoute: policies is not an object")
+        with factory.at("policies"):
+            # mcrouter builds them in sorted key order, which decides named-handle definitions
+            for prefix in sorted(jpolicies):
+                policies[prefix.encode()] = factory.create(jpolicies[prefix], prefix)
+    wildcard = factory.create(json["wildcard"], "wildcard") if "wildcard" in json else None
+    return PrefixSelectorRoute(policies, wildcard)

@@ -1,0 +1,130 @@
+"""RouterServer: one pymc-router process on the current gevent hub — its listeners, client
+connections, the loaded config, counters, and the admin/stats answers built from them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import gevent
+import gevent.event
+
+from .. import __version__
+from .admin import Admin
+from .config import RouterConfig, load
+from .options import RouterOptions
+from .proxy import RECV_BYTES, ClientConn, Handlers
+from .stats import RouterStats
+
+logger = logging.getLogger(__name__)
+
+VERSION = f"mcrouter 43.0.0 pymc-router-{__version__}"
+ACCEPTS_PER_EVENT = 64
+
+
+class RouterServer:
+    def __init__(self, options: RouterOptions, config: RouterConfig | None = None) -> None:
+        self.options = options
+        self.loop = gevent.get_hub().loop
+        self.config = config if config is not None else load(options, self.loop)
+        self.root = self.config.root
+        self.version = VERSION
+        self.max_value_length = 1024 * 1024 * 1024
+        self.recv_buffer = bytearray(RECV_BYTES)
+        self.recv_view = memoryview(self.recv_buffer)
+        self.listeners: list[tuple[socket.socket, object]] = []
+        self.connections: dict[int, ClientConn] = {}
+        self.port = options.port
+        self.started = time.time()
+        self.stats = RouterStats(self)
+        self.admin = Admin(self)
+        handlers = Handlers(self)
+        self.handlers = handlers.table()
+        self.handle_other = handlers.other
+        self._stopped = gevent.event.Event()
+
+    # -- config -------------------------------------------------------------------------------
+
+    def apply(self, config: RouterConfig) -> None:
+        """Switch to a new config; the old destinations close once nothing uses them."""
+        old = self.config
+        self.config = config
+        self.root = config.root
+        self.stats.config_applied()
+        for key, destination in old.pools.destinations.items():
+            if config.pools.destinations.get(key) is not destination:
+                destination.close()
+
+    # -- counters -----------------------------------------------------------------------------
+
+    def count(self, command: bytes, keys: int) -> None:
+        self.stats.count(command, keys)
+
+    def stats_reply(self, args) -> bytes:
+        return self.stats.reply(args)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for host in _split(self.options.listen_addresses):
+            self._listen(host, self.port)
+
+    def _listen(self, host: str, port: int) -> None:
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        watcher = self.loop.io(sock.fileno(), 1)
+        watcher.start(self._on_accept, sock)
+        self.listeners.append((sock, watcher))
+
+    def _on_accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                logger.error("accept failed: %s (raise ulimit -n if out of files)", exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = ClientConn(self, sock, peer)
+            self.connections[conn.fd] = conn
+            self.stats.connections_opened += 1
+
+    def forget(self, conn: ClientConn) -> None:
+        if self.connections.get(conn.fd) is conn:
+            del self.connections[conn.fd]
+
+    def serve_forever(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        for sock, watcher in self.listeners:
+            watcher.stop()
+            watcher.close()
+            sock.close()
+        self.listeners = []
+        for conn in list(self.connections.values()):
+            conn.close()
+        for destination in self.config.pools.destinations.values():
+            destination.close()
+        self._stopped.set()
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _split(addresses: str) -> list[str]:
+    hosts = [part.strip() for part in addresses.replace(";", ",").split(",") if part.strip()]
+    return hosts or ["127.0.0.1"]

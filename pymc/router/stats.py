@@ -1,0 +1,189 @@
+"""The router's ``stats`` replies in mcrouter's names and line formats, so mcrouter exporters
+and health checks read them unchanged.
+
+Groups as mcrouter's stats.cpp: (none) basic, ``all``, ``detailed``, ``ods``, ``count``,
+``cmd-error``, ``servers`` (one line per backend), ``suspect_servers``, ``external``,
+``version``; anything else is ``CLIENT_ERROR bad stats command``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+
+from .results import ERRORS
+
+#: Operation names counted as cmd_<op>_count (mcrouter's request groups).
+OPERATIONS = ("add", "append", "cas", "decr", "delete", "flushall", "gat", "gats", "get",
+              "gets", "incr", "metaget", "prepend", "replace", "set", "touch")
+_COMMAND_OPS = {b"get": "get", b"gets": "gets", b"gat": "gat", b"gats": "gats",
+                b"set": "set", b"add": "add", b"replace": "replace", b"append": "append",
+                b"prepend": "prepend", b"cas": "cas", b"delete": "delete", b"incr": "incr",
+                b"decr": "decr", b"touch": "touch", b"flush_all": "flushall",
+                b"mg": "metaget", b"ms": "set", b"md": "delete", b"ma": "incr",
+                b"me": "metaget"}
+_GROUPS = {"": "basic", "all": "all", "detailed": "detailed", "ods": "ods", "count": "count",
+           "cmd-error": "cmd-error", "servers": "servers", "suspect_servers": "suspect",
+           "external": "external"}
+BAD_STATS = b"CLIENT_ERROR bad stats command\r\n"
+
+
+class RouterStats:
+    def __init__(self, server) -> None:
+        self.server = server
+        self.commands: dict[str, int] = dict.fromkeys(OPERATIONS, 0)
+        self.connections_opened = 0
+        self.config_failures = 0
+        self.config_last_success = int(time.time())
+        self.config_last_attempt = self.config_last_success
+        self.configs_from_disk = 1
+
+    def count(self, command: bytes, keys: int) -> None:
+        op = _COMMAND_OPS.get(command)
+        if op is not None:
+            self.commands[op] += keys
+
+    def config_applied(self) -> None:
+        self.config_last_success = self.config_last_attempt = int(time.time())
+        self.configs_from_disk += 1
+
+    def config_failed(self) -> None:
+        self.config_failures += 1
+        self.config_last_attempt = int(time.time())
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def reply(self, args) -> bytes:
+        group_name = args[0].decode("latin-1") if args else ""
+        if group_name == "version":
+            return _lines([("mcrouter-version", self.server.version)])
+        group = _GROUPS.get(group_name)
+        if group is None:
+            return BAD_STATS
+        if group == "servers":
+            pairs = self.server_lines()
+        elif group == "suspect":
+            pairs = self.suspect_lines()
+        elif group in ("external", "cmd-error"):
+            pairs = []
+        elif group == "count":
+            pairs = self.result_counts(suffix="_count")
+        else:
+            pairs = self.general(detailed=group in ("all", "detailed", "ods"))
+        return _lines(pairs)
+
+    def general(self, detailed: bool) -> list[tuple[str, object]]:
+        server = self.server
+        now = time.time()
+        destinations = list(server.config.pools.destinations.values())
+        states = {"new": 0, "up": 0, "down": 0, "closed": 0}
+        for destination in destinations:
+            states[_state(destination)] += 1
+        process = psutil.Process()
+        cpu = process.cpu_times()
+        pairs: list[tuple[str, object]] = [
+            ("version", server.version), ("commandargs", " ".join(os.sys.argv[1:])),
+            ("pid", os.getpid()), ("parent_pid", os.getppid()), ("time", int(now)),
+            ("uptime", int(now - server.started)),
+            ("num_servers", len(destinations)),
+            ("num_servers_new", states["new"]), ("num_servers_up", states["up"]),
+            ("num_servers_down", states["down"]), ("num_servers_closed", states["closed"]),
+            ("num_suspect_servers", len(self.suspect_lines())),
+        ]
+        if detailed:
+            pairs += [("num_client_connections", len(server.connections)),
+                      ("num_connections_opened", self.connections_opened)]
+        pairs += [
+            ("ps_rss", process.memory_info().rss), ("rusage_user", round(cpu.user, 6)),
+            ("rusage_system", round(cpu.system, 6)), ("num_proxies", 1),
+            ("proxy_reqs_processing", sum(len(c.slots) for c in server.connections.values())),
+            ("proxy_reqs_waiting", 0),
+            ("dev_null_requests", _dev_null_requests()),
+            ("destination_pending_reqs", sum(d.pending for d in destinations)),
+            ("destination_inflight_reqs", sum(d.pending for d in destinations)),
+            ("duration_us", round(_avg_latency_us(destinations), 3)),
+        ]
+        if detailed:
+            pairs += self.result_counts(suffix="")
+            pairs += [("config_age", int(now - server.config.loaded_at)),
+                      ("config_last_attempt", self.config_last_attempt),
+                      ("config_last_success", self.config_last_success),
+                      ("config_failures", self.config_failures),
+                      ("configs_from_disk", self.configs_from_disk)]
+        pairs += [(f"cmd_{op}_count", count) for op, count in sorted(self.commands.items())]
+        return pairs
+
+    def result_counts(self, suffix: str) -> list[tuple[str, object]]:
+        totals: dict[str, int] = {}
+        for destination in self.server.config.pools.destinations.values():
+            for kind, count in destination.stats.results.items():
+                totals[kind] = totals.get(kind, 0) + count
+        errors = sum(count for kind, count in totals.items() if kind in ERRORS)
+        names = [("error", errors), ("connect_error", totals.get("connect_error", 0)),
+                 ("connect_timeout", totals.get("connect_timeout", 0)),
+                 ("data_timeout", totals.get("timeout", 0)), ("busy", totals.get("busy", 0)),
+                 ("tko", totals.get("tko", 0)),
+                 ("client_error", totals.get("client_error", 0)),
+                 ("local_error", totals.get("local_error", 0)),
+                 ("remote_error", totals.get("remote_error", 0))]
+        pairs: list[tuple[str, object]] = []
+        for name, count in names:
+            pairs += [(f"result_{name}{suffix}", count), (f"result_{name}_all{suffix}", count)]
+        return pairs
+
+    def server_lines(self) -> list[tuple[str, object]]:
+        pairs = []
+        for (ap, timeout, _), destination in self.server.config.pools.destinations.items():
+            key = (f"{ap}:{ap.protocol}:{ap.security}:"
+                   f"{'compressed' if ap.compressed else 'notcompressed'}-{timeout}")
+            stats = destination.stats
+            text = (f"avg_latency_us:{stats.avg_latency_us:.3f} "
+                    f"pending_reqs:{destination.pending} inflight_reqs:{destination.pending}")
+            tko = getattr(destination, "tko", None)
+            if tko is not None and getattr(tko, "is_hard", False):
+                text += " hard_tko; "
+            elif tko is not None and getattr(tko, "is_soft", False):
+                text += " soft_tko; "
+            text += f" {_state(destination)}:1"
+            first = True
+            for kind in sorted(stats.results):
+                text += f"{'; ' if first else ' '}{kind}:{stats.results[kind]}"
+                first = False
+            pairs.append((key, text))
+        return pairs
+
+    def suspect_lines(self) -> list[tuple[str, object]]:
+        pairs = []
+        for destination in self.server.config.pools.destinations.values():
+            tko = getattr(destination, "tko", None)
+            if tko is not None and getattr(tko, "failures", 0):
+                status = "tko" if getattr(tko, "is_tko", False) else "down"
+                pairs.append((str(destination.access_point),
+                              f"status:{status} num_failures:{tko.failures}"))
+        return pairs
+
+
+def _state(destination) -> str:
+    return {"new": "new", "connecting": "new", "up": "up", "closed": "closed"}.get(
+        destination.state, "down")
+
+
+def _avg_latency_us(destinations) -> float:
+    total = sum(d.stats.latency_total for d in destinations)
+    count = sum(d.stats.latency_count for d in destinations)
+    return total / count * 1e6 if count else 0.0
+
+
+def _dev_null_requests() -> int:
+    try:
+        from .routes.dev_null import dev_null_requests
+    except ImportError:
+        return 0
+    return dev_null_requests()
+
+
+def _lines(pairs) -> bytes:
+    return b"".join(b"STAT %s %s\r\n" % (str(name).encode(), str(value).encode())
+                    for name, value in pairs) + b"END\r\n"

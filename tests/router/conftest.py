@@ -1,0 +1,49 @@
+"""Fixtures for router integration tests: real pymc-server backends and a pymc-router
+subprocess in front of them, all on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import ServerProcess
+
+
+class RouterProcess(ServerProcess):
+    """pymc-router with ``config`` (a dict, written to a file) and extra flags."""
+
+    def __init__(self, config, args: list[str], tmp_path) -> None:
+        self.config_path = tmp_path / f"mcrouter-{id(self)}.json"
+        self.config_path.write_text(config if isinstance(config, str) else json.dumps(config))
+        super().__init__(["--config", f"file:{self.config_path}", *args],
+                         command=[sys.executable, "-m", "pymc.router"])
+
+    def admin(self, command: str) -> bytes:
+        client = self.connect()
+        try:
+            reply = client.until_end(b"get __mcrouter__.%s\r\n" % command.encode())
+        finally:
+            client.close()
+        header, _, rest = reply.partition(b"\r\n")
+        assert header.startswith(b"VALUE __mcrouter__."), reply
+        return rest[:int(header.split()[3])]
+
+
+@pytest.fixture
+def start_router(tmp_path):
+    started: list[RouterProcess] = []
+
+    def start(config, *args: str) -> RouterProcess:
+        router = RouterProcess(config, list(args), tmp_path)
+        started.append(router)
+        return router
+
+    yield start
+    for router in started:
+        router.stop()
+
+
+def pool(servers) -> dict:
+    return {"servers": ["127.0.0.1:%d" % s.port for s in servers]}

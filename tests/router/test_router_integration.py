@@ -1,0 +1,207 @@
+"""pymc-router over real sockets in front of real pymc-servers: routing by Ch3, the text and
+meta protocols forwarded, multi-gets reassembled, admin commands, stats, failures as replies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pymc.router.hashing import ch3
+from tests.conftest import ServerProcess
+from tests.router.conftest import RouterProcess, pool
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def backends():
+    servers = [ServerProcess([]) for _ in range(3)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def router(backends, tmp_path_factory):
+    config = {"pools": {"A": pool(backends)},
+              "routes": [{"aliases": ["/a/a/", "/a/b/"], "route": "PoolRoute|A"},
+                         {"aliases": ["/b/x/"], "route": {"type": "ErrorRoute",
+                                                          "response": "b is down"}}]}
+    process = RouterProcess(config, ["-R", "a/a", "--enable-flush-cmd"],
+                            tmp_path_factory.mktemp("router"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(router):
+    c = router.connect()
+    yield c
+    c.close()
+
+
+def owner(backends, key: bytes):
+    return backends[ch3(key, len(backends))]
+
+
+def test_keys_land_on_the_ch3_shard(client, backends):
+    for index in range(40):
+        key = b"user:%d" % index
+        assert client.call(b"set %s 5 0 2\r\nv%d\r\n" % (key, index % 10)) == b"STORED\r\n"
+        direct = owner(backends, key).connect()
+        assert direct.until_end(b"get %s\r\n" % key) == \
+            b"VALUE %s 5 2\r\nv%d\r\nEND\r\n" % (key, index % 10)
+        for other in backends:
+            if other is not owner(backends, key):
+                c = other.connect()
+                assert c.until_end(b"get %s\r\n" % key) == b"END\r\n"
+                c.close()
+        direct.close()
+
+
+def test_routing_prefix_is_stripped_and_hash_stop_respected(client, backends):
+    assert client.call(b"set /a/b/page:7|#|v 0 0 1\r\nx\r\n") == b"STORED\r\n"
+    target = owner(backends, b"page:7")
+    direct = target.connect()
+    assert direct.until_end(b"get page:7|#|v\r\n") == b"VALUE page:7|#|v 0 1\r\nx\r\nEND\r\n"
+    assert client.until_end(b"get /a/b/page:7|#|v\r\n") == \
+        b"VALUE /a/b/page:7|#|v 0 1\r\nx\r\nEND\r\n"
+
+
+def test_multiget_across_shards_keeps_key_order_and_client_keys(client):
+    keys = [b"m%d" % i for i in range(30)]
+    for key in keys[::2]:
+        assert client.call(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(key), key)) == b"STORED\r\n"
+    reply = client.until_end(b"get " + b" ".join(keys) + b"\r\n")
+    expected = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(k), k) for k in keys[::2])
+    assert reply == expected + b"END\r\n"
+
+
+def test_unknown_prefix_is_an_error_and_error_route_message(client):
+    assert client.until_end(b"get /zz/top/k\r\n") == b"SERVER_ERROR RootRoute: No rh found\r\n"
+    assert client.call(b"set /b/x/k 0 0 1\r\nv\r\n") == b"SERVER_ERROR b is down\r\n"
+
+
+def test_storage_family_and_counters(client):
+    assert client.call(b"set n 0 0 1\r\n5\r\n") == b"STORED\r\n"
+    assert client.call(b"incr n 10\r\n") == b"15\r\n"
+    assert client.call(b"decr n 20\r\n") == b"0\r\n"
+    assert client.call(b"add n 0 0 1\r\nx\r\n") == b"NOT_STORED\r\n"
+    assert client.call(b"append n 0 0 1\r\nz\r\n") == b"STORED\r\n"
+    assert client.call(b"touch n 100\r\n") == b"TOUCHED\r\n"
+    gets = client.until_end(b"gets n\r\n")
+    cas = int(gets.split(b"\r\n")[0].split()[4])
+    assert client.call(b"cas n 0 0 1 %d\r\ny\r\n" % (cas + 1)) == b"EXISTS\r\n"
+    assert client.call(b"cas n 0 0 1 %d\r\ny\r\n" % cas) == b"STORED\r\n"
+    assert client.call(b"delete n\r\n") == b"DELETED\r\n"
+    assert client.call(b"delete n\r\n") == b"NOT_FOUND\r\n"
+    assert client.call(b"incr n 1\r\n") == b"NOT_FOUND\r\n"
+
+
+def test_noreply_is_not_answered_but_applied(client):
+    client.send(b"set q 0 0 1 noreply\r\nq\r\ndelete nothing noreply\r\n")
+    assert client.until_end(b"get q\r\n") == b"VALUE q 0 1\r\nq\r\nEND\r\n"
+
+
+def test_meta_commands_route_by_key(client, backends):
+    assert client.meta(b"ms meta:1 2 T0 F3\r\nhi\r\n") == b"HD\r\n"
+    direct = owner(backends, b"meta:1").connect()
+    assert direct.until_end(b"get meta:1\r\n") == b"VALUE meta:1 3 2\r\nhi\r\nEND\r\n"
+    assert client.meta(b"mg meta:1 v f k\r\n") == b"VA 2 f3 kmeta:1\r\nhi\r\n"
+    assert client.meta(b"mg /a/b/meta:1 v k\r\n") == b"VA 2 k/a/b/meta:1\r\nhi\r\n"
+    # quiet: nominal replies hidden, the rest shown, mn answered after them
+    assert client.meta(b"mg missing v q\r\nmg meta:1 v q\r\nmd meta:1 q\r\nmd meta:1 q\r\n") \
+        == b"VA 2\r\nhi\r\nNF\r\n"
+    assert client.meta(b"ma ctr N0 J7 v\r\nma ctr v\r\n") == b"VA 1\r\n7\r\nVA 1\r\n8\r\n"
+
+
+def test_admin_commands(router, backends):
+    digest = router.admin("config_md5_digest")
+    import hashlib
+    assert digest == hashlib.md5(router.config_path.read_bytes()).hexdigest().encode()
+    assert router.admin("config_file") == str(router.config_path).encode()
+    assert router.admin("route(get,somekey)") == b"127.0.0.1:%d" % owner(
+        backends, b"somekey").port
+    assert router.admin("route(set,/a/b/x|#|y)") == b"127.0.0.1:%d" % owner(
+        backends, b"x").port
+    tree = router.admin("route_handles(get,somekey)").decode().splitlines()
+    assert tree[0] == "root" and tree[-1].startswith("  host|pool=A|id=%d|" % ch3(
+        b"somekey", 3))
+    pools = json.loads(router.admin("pools"))
+    assert [len(pools["A"])] == [3]
+    assert router.admin("options(route_prefix)") == b"a/a"
+    assert router.admin("options(nope)") == b"ERROR: options: option nope not found"
+    assert router.admin("nope") == b"ERROR: unknown command: nope"
+    assert router.admin("version").startswith(b"mcrouter ")
+    assert json.loads(router.admin("preprocessed_config"))["pools"]["A"]["servers"]
+
+
+def test_stats_groups(client):
+    client.call(b"set s 0 0 1\r\n1\r\n")
+    stats = client.until_end(b"stats\r\n")
+    names = [line.split()[1] for line in stats.split(b"\r\n") if line.startswith(b"STAT")]
+    for name in (b"version", b"pid", b"uptime", b"num_servers", b"num_servers_up",
+                 b"cmd_set_count", b"cmd_get_count", b"duration_us"):
+        assert name in names
+    servers = client.until_end(b"stats servers\r\n")
+    assert servers.count(b"STAT 127.0.0.1:") == 3
+    assert b"ascii:plain:notcompressed-1000 avg_latency_us:" in servers
+    assert client.call(b"stats nonsense\r\n") == b"CLIENT_ERROR bad stats command\r\n"
+    assert client.call(b"version\r\n").startswith(b"VERSION mcrouter")
+    assert client.until_end(b"stats suspect_servers\r\n") == b"END\r\n"
+
+
+def test_flush_all_routed_when_enabled(client):
+    assert client.call(b"flush_all\r\n") == b"OK\r\n"
+
+
+def test_bad_commands_get_memcached_errors(client):
+    assert client.call(b"bogus\r\n") == b"ERROR\r\n"
+    assert client.call(b"set k 0 0 notanumber\r\n") == b"CLIENT_ERROR bad command line format\r\n"
+    assert client.call(b"get " + b"k" * 251 + b"\r\n").startswith(b"CLIENT_ERROR")
+
+
+def test_dead_backend_gives_connection_error_and_others_still_work(start_router, tmp_path):
+    live = ServerProcess([])
+    try:
+        dead_port = live.port + 1 if live.port < 65000 else live.port - 1
+        config = {"pools": {"A": {"servers": ["127.0.0.1:%d" % live.port,
+                                             "127.0.0.1:%d" % dead_port]}},
+                  "route": "PoolRoute|A"}
+        router = start_router(config)
+        c = router.connect()
+        dead_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 1)
+        live_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 0)
+        assert c.call(b"set %s 0 0 1\r\nx\r\n" % dead_key) == b"SERVER_ERROR connection error\r\n"
+        assert c.call(b"set %s 0 0 1\r\nx\r\n" % live_key) == b"STORED\r\n"
+        # the first error among the keys replaces END, as mcrouter's multi-op does
+        assert c.until_end(b"get %s %s\r\n" % (live_key, dead_key)) == \
+            b"VALUE %s 0 1\r\nx\r\nSERVER_ERROR connection error\r\n" % live_key
+        c.close()
+    finally:
+        live.stop()
+
+
+def test_server_timeout(start_router):
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (kernel backlog) but never answers
+    try:
+        config = {"pools": {"A": {"servers": ["127.0.0.1:%d" % silent.getsockname()[1]],
+                                  "server_timeout": 200}},
+                  "route": "PoolRoute|A"}
+        router = start_router(config)
+        c = router.connect()
+        assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
+        c.close()
+    finally:
+        silent.close()
+
+
+def test_bad_config_refuses_to_start(tmp_path):
+    with pytest.raises(RuntimeError, match="Unknown RouteHandle: NoSuchRoute"):
+        RouterProcess({"route": "NoSuchRoute"}, [], tmp_path)
+    with pytest.raises(RuntimeError, match="both 'route' and 'routes'"):
+        RouterProcess({"route": "NullRoute", "routes": []}, [], tmp_path)
