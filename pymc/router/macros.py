@@ -1062,9 +1062,9 @@ def _form_foreach(p: "_Preprocessor", obj: dict, scope: _Scope) -> Json:
         if "use" in obj:
             result = _foreach_append(result, p.expand_in(obj["use"], loop, "use"))
         elif isinstance(source, list):
-            result = [*(result or []), item]
+            result = _foreach_append(result, [item])
         else:
-            result = {**(result or {}), key: item}
+            result = _foreach_append(result, {key: item})
         top -= 1
     if result is None:
         if "noMatchResult" in obj:
@@ -1074,17 +1074,20 @@ def _form_foreach(p: "_Preprocessor", obj: dict, scope: _Scope) -> Json:
 
 
 def _foreach_append(result: Json, use: Json) -> Json:
+    """Merge one expansion into the result, which is a private copy and so grows in place."""
     if result is None:
         if not isinstance(use, (dict, list)):
             _fail("Foreach: expanded item is not object/array")
-        return use
+        return type(use)(use)
     if isinstance(result, dict):
         if not isinstance(use, dict):
             _fail("Foreach: expanded item is not an object")
-        return {**result, **use}
-    if not isinstance(use, list):
-        _fail("Foreach: expanded item is not an array")
-    return result + use
+        result.update(use)
+    else:
+        if not isinstance(use, list):
+            _fail("Foreach: expanded item is not an array")
+        result.extend(use)
+    return result
 
 
 _FORMS: dict[str, Callable[["_Preprocessor", dict, _Scope], Json]] = {
@@ -1186,6 +1189,7 @@ class _Preprocessor:
         try:
             scope.names[name] = self.expand(var.raw, scope)
         except _Error as e:
+            var.busy = False
             raise e.inside(f"in var '{name}'")
         return scope.names[name]
 

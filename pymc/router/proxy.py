@@ -17,8 +17,9 @@ from collections import deque
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
-from .results import ErrorReply, result_of
-from .routes.base import ignore
+from .results import ErrorReply, worst
+from .routes.base import Gather, RouteHandle, ignore
+from .routes.destination import DestinationRoute
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ class Handlers:
         table[b"quit"] = self.quit
         table[b"stats"] = self.stats
         table[b"flush_all"] = self.flush_all
+        table[b"cache_memlimit"] = self.cache_memlimit
         table[b"verbosity"] = self.verbosity
         table[b"\x00invalid"] = self.invalid
         table[b"\x00close"] = self.quit
@@ -339,15 +341,36 @@ class Handlers:
         return False
 
     def flush_all(self, conn: ClientConn, req) -> bool:
-        proxy = self.proxy
-        proxy.count(b"flush_all", 1)
-        if not proxy.options.enable_flush_cmd:
+        self.proxy.count(b"flush_all", 1)
+        if not self.proxy.options.enable_flush_cmd:
             if not req.noreply:
                 conn.fill(conn.slot(), b"SERVER_ERROR Command disabled\r\n")
             return False
-        return self.keyed(conn, Request(b"flush_all", [], args=tuple(
-            a for a in req.args if a != b"noreply"),
-                                        noreply=req.noreply))
+        args = tuple(a for a in req.args if a != b"noreply")
+        return self.broadcast(conn, req, Request(b"flush_all", [], args=args))
+
+    def cache_memlimit(self, conn: ClientConn, req) -> bool:
+        return self.broadcast(conn, req, Request(b"cache_memlimit", [],
+                                                 args=(b"%d" % req.delta,)))
+
+    def broadcast(self, conn: ClientConn, req, forward: Request) -> bool:
+        """A keyless command goes to every server the default route can reach; the worst
+        reply wins. (mcrouter hashes the empty key and so flushes one server per pool: never
+        what a user means.)"""
+        slot = None if req.noreply else conn.slot()
+        destinations = every_destination(self.proxy.root.default)
+        if not destinations:
+            if slot is not None:
+                conn.fill(slot, b"OK\r\n")
+            return False
+
+        def finish(replies: list) -> None:
+            if slot is not None:
+                conn.fill(slot, reply_bytes(req, worst(replies)))
+        gather = Gather(len(destinations), finish)
+        for index, destination in enumerate(destinations):
+            destination.send(forward, gather.slot(index))
+        return False
 
     def invalid(self, conn: ClientConn, event) -> bool:
         if not event.noreply:
@@ -359,6 +382,25 @@ class Handlers:
         return False
 
 
-def count_result(counters: dict, reply) -> None:
-    kind = result_of(reply)
-    counters[kind] = counters.get(kind, 0) + 1
+def every_destination(handle: RouteHandle) -> list:
+    """Every backend below ``handle``, whatever a request would pick (for keyless commands)."""
+    found: dict[int, object] = {}
+    seen: set[int] = set()
+    stack = [handle]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, DestinationRoute):
+            found.setdefault(id(node.destination), node.destination)
+            continue
+        for value in vars(node).values() if hasattr(node, "__dict__") else ():
+            if isinstance(value, RouteHandle):
+                stack.append(value)
+            elif isinstance(value, (list, tuple)):
+                stack.extend(v for v in value if isinstance(v, RouteHandle))
+            elif isinstance(value, dict):
+                stack.extend(v for v in value.values() if isinstance(v, RouteHandle))
+        stack.extend(c for c in getattr(type(node), "children", []) if isinstance(c, RouteHandle))
+    return list(found.values())

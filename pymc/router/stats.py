@@ -28,6 +28,10 @@ _GROUPS = {"": "basic", "all": "all", "detailed": "detailed", "ods": "ods", "cou
            "cmd-error": "cmd-error", "servers": "servers", "suspect_servers": "suspect",
            "external": "external"}
 BAD_STATS = b"CLIENT_ERROR bad stats command\r\n"
+#: memcached's own stats groups: the router has no such data, but memcached clients (and their
+#: test suites) call them, so they get an empty list instead of mcrouter's error.
+MEMCACHED_GROUPS = frozenset(("items", "slabs", "sizes", "settings", "conns", "cachedump",
+                              "detail", "extstore"))
 
 
 class RouterStats:
@@ -61,7 +65,9 @@ class RouterStats:
             return _lines([("mcrouter-version", self.server.version)])
         group = _GROUPS.get(group_name)
         if group is None:
-            return BAD_STATS
+            if group_name == "reset":
+                return b"RESET\r\n"
+            return b"END\r\n" if group_name in MEMCACHED_GROUPS else BAD_STATS
         if group == "servers":
             pairs = self.server_lines()
         elif group == "suspect":
