@@ -66,8 +66,25 @@ def load(options: RouterOptions, loop=None, text: str | None = None,
     if not isinstance(raw, dict):
         raise ConfigError("Config is not an object")
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    expanded = preprocess(raw, dict(options.config_params), _import_resolver(base))
+    expanded = preprocess(raw, global_params(options), _import_resolver(base))
     return build(expanded, options, loop, text, path)
+
+
+def global_params(options: RouterOptions) -> dict:
+    """What a config's macros can use besides ``--config-params`` (mcrouter's
+    buildGlobalParams; a param of the same name does not replace these)."""
+    route = normalize_prefix(options.route_prefix)
+    parts = route.split("/")
+    params: dict = dict(options.config_params)
+    params.update({
+        "default-route": route, "default-region": parts[1], "default-cluster": parts[2],
+        "hostid": options.host_id, "router-name": "unknown", "service-name": "unknown",
+        "service-router-capable": 0, "router-info-name": "Memcache", "num-proxies": 1,
+    })
+    for name, value in options.as_mcrouter_options():
+        if value.lstrip("-").isdigit():
+            params.setdefault(f"mcr_opts-{name}", int(value))
+    return params
 
 
 def build(config: dict, options: RouterOptions, loop=None, text: str = "",

@@ -3,7 +3,7 @@ fleet of routers spreads over the children while each one always uses the same c
 
 As in mcrouter (HostIdRouteFactory.h) the choice is made when the config is built and the
 builder returns that child itself: HostIdRoute never shows up in the route tree. The host id is
-the router's ``--host-id`` option (``options.default_host_id()`` without options). A ``salt``
+the factory's ``options.host_id`` (``options.default_host_id()`` without options). A ``salt``
 mixes a string in (our own crc32 mix, not folly's hash; mcrouter's host ids differ anyway).
 No children → NullRoute.
 """
