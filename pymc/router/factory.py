@@ -46,7 +46,9 @@ class RouteFactory:
         return text or "(top)"
 
     def error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {message}")
+        error = ConfigError(f"{self.path}: {message}")
+        error.located = True  # type: ignore[attr-defined]
+        return error
 
     def check(self, condition: object, message: str) -> None:
         if not condition:
@@ -146,8 +148,10 @@ class RouteFactory:
         with self.at(type_name) if not isinstance(json, dict) else _nothing():
             try:
                 built = builder(self, json)
-            except ConfigError:
-                raise
+            except ConfigError as exc:
+                if getattr(exc, "located", False):
+                    raise
+                raise self.error(str(exc)) from None
             except (KeyError, TypeError, ValueError) as exc:
                 raise self.error(f"{type_name}: {exc}") from None
         return built if isinstance(built, list) else [built]
