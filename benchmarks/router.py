@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, LOG_DIR, PRELOAD_TIMEOUT, TIMED, BenchError, Server, StartError,
-    build_loadgen, describe, fmt_num, free_port, is_noisy, log, measure, run_loadgen,
+    build_loadgen, fmt_num, free_port, is_noisy, log, measure, run_loadgen,
 )
 
 BACKEND_CPU = run.SERVER_CPU   # memcached
@@ -57,12 +57,8 @@ TARGET = 0.80  # pymc-router / nutcracker
 DEFAULT_JSON = BUILD_DIR / "router-results.json"
 
 
-class Interrupted(KeyboardInterrupt):
-    pass
-
-
 def _on_signal(signum, frame):
-    raise Interrupted(f"signal {signum}")
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds into the cleanup in main()
 
 
 # --------------------------------------------------------------------------- processes
