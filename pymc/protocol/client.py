@@ -62,6 +62,14 @@ def serialize_request(req: Request | MetaRequest) -> bytes:
     return b" ".join(parts) + tail + b"\r\n"
 
 
+class RawGet(Request):
+    """A get/gets whose reply is wanted as the bytes that came (a proxy forwarding it when
+    the keys are unchanged): the reply is ``Reply(b"END", raw=..., number=hits)`` and no
+    Value objects are made."""
+
+    __slots__ = ()
+
+
 class ClientConnection:
     def __init__(self) -> None:
         self._buf = b""
@@ -97,7 +105,10 @@ class ClientConnection:
             if not self._expecting:
                 raise ProtocolViolation("reply with no request waiting: %r" % line[:80])
             request = self._expecting[0]
-            if type(request) is MetaRequest:
+            kind = type(request)
+            if kind is RawGet:
+                return self._raw_get(pos)
+            if kind is MetaRequest:
                 return self._meta_reply(request, line, eol)
             command = request.command
             if command in _MULTI_LINE:
@@ -115,6 +126,43 @@ class ClientConnection:
             self._pos = eol + 2
             self._expecting.popleft()
             return self._reply(command, line)
+
+    def _raw_get(self, start: int):
+        """Skip over VALUE blocks to the END without parsing more than each length."""
+        buf = self._buf
+        size = len(buf)
+        pos = start
+        hits = 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return NEED_DATA
+            if eol - pos == 3 and buf.startswith(b"END", pos):
+                end = eol + 2
+                self._pos = end
+                self._expecting.popleft()
+                return Reply(b"END", raw=buf[start:end], number=hits)
+            if not buf.startswith(b"VALUE ", pos):
+                if hits:
+                    raise ProtocolViolation("bad VALUE line: %r" % buf[pos:eol][:80])
+                self._pos = eol + 2
+                self._expecting.popleft()
+                return self._reply(b"get", buf[pos:eol])
+            last = buf.rfind(b" ", pos, eol)
+            third = buf.count(b" ", pos, eol)
+            if third == 4:  # VALUE key flags bytes cas
+                last = buf.rfind(b" ", pos, last)
+                length = int(buf[last + 1:buf.find(b" ", last + 1)])
+            elif third == 3:
+                length = int(buf[last + 1:eol])
+            else:
+                raise ProtocolViolation("bad VALUE line: %r" % buf[pos:eol][:80])
+            pos = eol + 4 + length
+            if pos > size:
+                return NEED_DATA
+            if buf[pos - 2:pos] != b"\r\n":
+                raise ProtocolViolation("value not followed by CRLF")
+            hits += 1
 
     def _meta_reply(self, meta: MetaRequest, line: bytes, eol: int):
         code, _, rest = line.partition(b" ")

@@ -155,15 +155,18 @@ class Reply:
     """One reply. ``result`` is the reply's first word (``b"STORED"``, ``b"END"`` for
     retrievals and stats, ``b"NUMBER"`` for incr/decr, ``b"SERVER_ERROR"``, ...)."""
 
-    __slots__ = ("result", "message", "values", "stats", "number")
+    __slots__ = ("result", "message", "values", "stats", "number", "raw")
 
     def __init__(self, result: bytes, message: bytes = b"", values: list | None = None,
-                 stats: list | None = None, number: int | None = None) -> None:
+                 stats: list | None = None, number: int | None = None,
+                 raw: bytes | None = None) -> None:
         self.result = result
         self.message = message
         self.values = values if values is not None else []
         self.stats = stats if stats is not None else []
         self.number = number
+        #: A RawGet's reply as it came (VALUE blocks and END); ``number`` counts the hits.
+        self.raw = raw
 
     @property
     def is_error(self) -> bool:

@@ -17,6 +17,7 @@ from collections import deque
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
+from .gets import retrieve
 from .results import ErrorReply, worst
 from .routes.base import Gather, RouteHandle, ignore
 from .routes.destination import DestinationRoute
@@ -30,27 +31,6 @@ OUTPUT_HIGH_WATER = 4 * 1024 * 1024
 ADMIN_PREFIX = b"__mcrouter__."
 _GETS = frozenset((b"get", b"gets", b"gat", b"gats"))
 _QUIET_HIDDEN = {b"mg": (b"EN",), b"ms": (b"HD",), b"md": (b"HD",), b"ma": (b"HD",)}
-_END = b"END\r\n"
-
-
-def error_line(reply) -> bytes:
-    if type(reply) is ErrorReply:
-        return reply.line()
-    return reply.result + (b" " + reply.message if reply.message else b"") + b"\r\n"
-
-
-def value_lines(reply, key: bytes) -> bytes:
-    """VALUE lines of a get reply, under the client's key (the backend saw it without its
-    routing prefix)."""
-    out = []
-    for value in reply.values:
-        if value.cas is None:
-            out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
-                                                     value.data))
-        else:
-            out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
-                                                        value.cas, value.data))
-    return b"".join(out)
 
 
 def reply_bytes(req, reply) -> bytes:
@@ -71,33 +51,6 @@ def reply_bytes(req, reply) -> bytes:
     if reply.message:
         return word + b" " + reply.message + b"\r\n"
     return word + b"\r\n"
-
-
-class MultiGet:
-    """One client get/gets/gat/gats: one routed request per key, answered together."""
-
-    __slots__ = ("conn", "slot", "keys", "parts", "error", "waiting")
-
-    def __init__(self, conn: "ClientConn", slot: list, keys: list[bytes]) -> None:
-        self.conn = conn
-        self.slot = slot
-        self.keys = keys
-        self.parts: list = [b""] * len(keys)
-        self.error = None
-        self.waiting = len(keys)
-
-    def done_for(self, index: int):
-        def done(reply) -> None:
-            if type(reply) is Reply and reply.result == b"END":
-                if reply.values:
-                    self.parts[index] = value_lines(reply, self.keys[index])
-            elif self.error is None:
-                self.error = reply
-            self.waiting -= 1
-            if self.waiting == 0:
-                tail = _END if self.error is None else error_line(self.error)
-                self.conn.fill(self.slot, b"".join(self.parts) + tail)
-        return done
 
 
 class ClientConn:
@@ -255,35 +208,8 @@ class Handlers:
         return table
 
     def get(self, conn: ClientConn, req: Request) -> bool:
-        proxy = self.proxy
-        keys = req.keys
-        slot = conn.slot()
-        proxy.count(req.command, len(keys))
-        if len(keys) == 1:
-            key = keys[0]
-            if key.startswith(ADMIN_PREFIX):
-                conn.fill(slot, proxy.admin.answer(key) + _END)
-                return False
-
-            def done(reply) -> None:
-                if type(reply) is Reply and reply.result == b"END":
-                    data = value_lines(reply, key) + _END if reply.values else _END
-                else:
-                    data = error_line(reply)
-                slot[0] = data
-                if conn.slots and conn.slots[0] is slot:
-                    conn.drain()
-            proxy.root.route(req, done)
-            return False
-        multi = MultiGet(conn, slot, keys)
-        command, exptime = req.command, req.exptime
-        route = proxy.root.route
-        for index, key in enumerate(keys):
-            done = multi.done_for(index)
-            if key.startswith(ADMIN_PREFIX):
-                done(Reply(b"END", values=[proxy.admin.value(key)]))
-            else:
-                route(Request(command, [key], exptime=exptime), done)
+        self.proxy.count(req.command, len(req.keys))
+        retrieve(self.proxy, conn, req)
         return False
 
     def keyed(self, conn: ClientConn, req: Request) -> bool:

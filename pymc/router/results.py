@@ -95,7 +95,8 @@ def result_of(reply, req=None) -> str:
         return _META_RESULTS.get(code, "unknown")
     word = reply.result
     if word == b"END":
-        return "found" if reply.values else "notfound"
+        return "found" if reply.values or reply.raw is not None and reply.number else \
+            "notfound"
     return _LINE_RESULTS.get(word, "unknown")
 
 

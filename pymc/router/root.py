@@ -133,6 +133,12 @@ class RootRoute(RouteHandle):
                 other.route(req, ignore)
             targets[0].route(req, done)
 
+    def resolve(self, op: str, key: bytes):
+        if key[:1] != b"/":
+            return self.default.resolve(op, key)
+        targets = self.map.targets(RoutedKey(key).prefix)
+        return targets[0].resolve(op, key) if len(targets) == 1 else None
+
     def traverse(self, req) -> list[RouteHandle]:
         key = key_of(req)
         return self.map.targets(RoutedKey(key).prefix if key[:1] == b"/" else b"")

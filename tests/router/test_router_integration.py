@@ -205,3 +205,46 @@ def test_bad_config_refuses_to_start(tmp_path):
         RouterProcess({"route": "NoSuchRoute"}, [], tmp_path)
     with pytest.raises(RuntimeError, match="both 'route' and 'routes'"):
         RouterProcess({"route": "NullRoute", "routes": []}, [], tmp_path)
+
+
+def test_batched_gets_fail_over_key_by_key(start_router):
+    """Multi-gets are batched per server; a failed batch still fails over per key."""
+    live = ServerProcess([])
+    try:
+        dead_port = live.port + 1 if live.port < 65000 else live.port - 1
+        config = {"pools": {"dead": {"servers": ["127.0.0.1:%d" % dead_port]},
+                            "live": {"servers": ["127.0.0.1:%d" % live.port]}},
+                  "route": {"type": "FailoverRoute",
+                            "children": ["PoolRoute|dead", "PoolRoute|live"]}}
+        router = start_router(config)
+        direct = live.connect()
+        for key in (b"a", b"c"):
+            assert direct.call(b"set %s 0 0 1\r\n%s\r\n" % (key, key)) == b"STORED\r\n"
+        c = router.connect()
+        assert c.until_end(b"get a b c a\r\n") == \
+            b"VALUE a 0 1\r\na\r\nVALUE c 0 1\r\nc\r\nVALUE a 0 1\r\na\r\nEND\r\n"
+        assert c.until_end(b"get c\r\n") == b"VALUE c 0 1\r\nc\r\nEND\r\n"
+        assert c.until_end(b"gets b\r\n") == b"END\r\n"
+        c.close()
+        direct.close()
+    finally:
+        live.stop()
+
+
+def test_multiget_mixes_batched_and_routed_keys(start_router, start_server):
+    """Keys of one multi-get may go to several servers, through prefixes that are stripped,
+    and through routes that cannot be batched (MissFailoverRoute)."""
+    first, second = start_server(), start_server()
+    config = {"pools": {"A": pool([first]), "B": pool([second])},
+              "routes": {"/r/a/": "PoolRoute|A", "/r/b/": "PoolRoute|B",
+                         "/r/m/": {"type": "MissFailoverRoute",
+                                   "children": ["PoolRoute|A", "PoolRoute|B"]}}}
+    router = start_router(config, "-R", "/r/a/")
+    a, b = first.connect(), second.connect()
+    assert a.call(b"set k1 0 0 2\r\na1\r\n") == b"STORED\r\n"
+    assert b.call(b"set k2 0 0 2\r\nb2\r\n") == b"STORED\r\n"
+    c = router.connect()
+    assert c.until_end(b"get /r/b/k2 k1 /r/a/k1 /r/m/k2 nope /r/b/k1\r\n") == (
+        b"VALUE /r/b/k2 0 2\r\nb2\r\nVALUE k1 0 2\r\na1\r\nVALUE /r/a/k1 0 2\r\na1\r\n"
+        b"VALUE /r/m/k2 0 2\r\nb2\r\nEND\r\n")
+    c.close()

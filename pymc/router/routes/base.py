@@ -46,6 +46,13 @@ class RouteHandle:
     def traverse(self, req) -> list["RouteHandle"]:
         return list(self.children)
 
+    def resolve(self, op: str, key: bytes):
+        """The DestinationRoute a plain get (``op`` "get"/"gets") of ``key`` goes to when every
+        server answers normally, or None when that is not fixed in advance (fan-out, misses
+        that fail over, randomness). The proxy batches multi-gets by it; any error reply
+        sends the keys through ``route`` after all, so failover still happens."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

@@ -15,6 +15,10 @@ from .base import RouteHandle
 
 #: A list collecting destinations instead of sending, or None.
 RECORDER: list | None = None
+#: Destinations that already answered the request being re-routed (destination → reply):
+#: the proxy's batched gets set this while sending a failed batch through the full tree, so
+#: failover moves on without asking the failed server twice.
+ANSWERED: dict | None = None
 
 
 class DestinationRoute(RouteHandle):
@@ -29,10 +33,16 @@ class DestinationRoute(RouteHandle):
                      f"{'compressed' if ap.compressed else 'notcompressed'}|"
                      f"timeout={timeout_ms}ms|keep_routing_prefix={int(keep_routing_prefix)}")
 
+    def resolve(self, op: str, key: bytes):
+        return self
+
     def route(self, req, done) -> None:
         if RECORDER is not None:
             RECORDER.append(self.destination)
             done(default_reply(req))
+            return
+        if ANSWERED is not None and self.destination in ANSWERED:
+            done(ANSWERED[self.destination])
             return
         if not self.keep_routing_prefix:
             key = key_of(req)

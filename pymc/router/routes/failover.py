@@ -99,6 +99,10 @@ class FailoverRoute(RouteHandle):
 
         children[0].route(req, answer)
 
+    def resolve(self, op: str, key: bytes):
+        # The normal child; an error reply re-routes the key through route() (see base).
+        return self.children[0].resolve(op, key) if self.limiter is None else None
+
 
 def parse_failover_errors(factory, json) -> FailoverErrors:
     """``failover_errors``: a list for every class, or {"gets", "updates", "deletes"}."""

@@ -111,6 +111,9 @@ class HashRoute(RouteHandle):
     def traverse(self, req) -> list[RouteHandle]:
         return [self.children[self.select(key_of(req))]]
 
+    def resolve(self, op: str, key: bytes):
+        return self.children[self.select(key)].resolve(op, key)
+
 
 @register("HashRoute")
 def make_hash_route(factory, json) -> RouteHandle:

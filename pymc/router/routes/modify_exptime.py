@@ -36,6 +36,9 @@ class ModifyExptimeRoute(RouteHandle):
         self.action = action
         self.name = f"modify-exptime|{action}|exptime={exptime}"
 
+    def resolve(self, op: str, key: bytes):
+        return self.target.resolve(op, key)  # plain gets carry no exptime
+
     def route(self, req, done) -> None:
         current = request_exptime(req)
         if current is not None and current != self.exptime and (

@@ -40,6 +40,10 @@ class OperationSelectorRoute(RouteHandle):
         child = self.select(req)
         return [child] if child is not None else []
 
+    def resolve(self, op: str, key: bytes):
+        child = self.policies.get(op, self.default)
+        return child.resolve(op, key) if child is not None else None
+
 
 @register("OperationSelectorRoute", "PrefixPolicyRoute")
 def make_operation_selector_route(factory, json) -> RouteHandle:

@@ -29,7 +29,14 @@ class PrefixSelectorRoute(RouteHandle):
         self.children = list(policies.values()) + ([wildcard] if wildcard else [])
 
     def select(self, req) -> RouteHandle | None:
-        key = routing_key(key_of(req))
+        return self.select_key(key_of(req))
+
+    def resolve(self, op: str, key: bytes):
+        child = self.select_key(key)
+        return child.resolve(op, key) if child is not None else None
+
+    def select_key(self, full_key: bytes) -> RouteHandle | None:
+        key = routing_key(full_key)
         policies = self.policies
         for length in self._lengths:
             if length <= len(key):

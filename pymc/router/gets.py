@@ -1,0 +1,203 @@
+"""Client retrievals (get, gets, gat, gats) through the router.
+
+mcrouter routes every key of a multi-get on its own. Doing that per key in Python costs more
+than memcached spends on the key, so plain get/gets take a shortcut that gives the same
+answers: each key is *resolved* to the server the route tree would send it to if all goes well
+(``RouteHandle.resolve``), keys are grouped per server and sent as one multi-key get, and when
+the keys reach the server unchanged the reply is forwarded as it came (``RawGet``). A group
+whose reply is an error is sent key by key through the full tree, with the failed server
+already counted as answered (``destination.ANSWERED``), so failover behaves as if each key had
+been routed alone. gat/gats, admin keys and keys that do not resolve take the full tree.
+
+Replies keep the client's key order; the first error among the keys replaces END, as
+mcrouter's multi-op does.
+"""
+
+from __future__ import annotations
+
+from ..protocol.client import RawGet
+from ..protocol.messages import Reply, Request
+from .keys import RoutedKey
+from .results import ErrorReply
+from .routes import destination as destination_module
+
+ADMIN_PREFIX = b"__mcrouter__."
+END = b"END\r\n"
+_RESOLVABLE = {b"get": "get", b"gets": "gets"}
+
+
+def error_line(reply) -> bytes:
+    if type(reply) is ErrorReply:
+        return reply.line()
+    return reply.result + (b" " + reply.message if reply.message else b"") + b"\r\n"
+
+
+def value_lines(reply, key: bytes) -> bytes:
+    """VALUE blocks of a get reply under the client's key (the server may have seen the key
+    without its routing prefix)."""
+    out = []
+    for value in reply.values:
+        if value.cas is None:
+            out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
+                                                     value.data))
+        else:
+            out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, value.flags, len(value.data),
+                                                        value.cas, value.data))
+    return b"".join(out)
+
+
+def is_hit_list(reply) -> bool:
+    return type(reply) is Reply and reply.result == b"END"
+
+
+class MultiGet:
+    """The answer to one client retrieval, assembled from per-key parts."""
+
+    __slots__ = ("conn", "slot", "keys", "parts", "error", "waiting")
+
+    def __init__(self, conn, slot: list, keys: list[bytes]) -> None:
+        self.conn = conn
+        self.slot = slot
+        self.keys = keys
+        self.parts: list = [b""] * len(keys)
+        self.error = None
+        self.waiting = len(keys)
+
+    def put(self, index: int, data: bytes) -> None:
+        self.parts[index] = data
+        self._one_done()
+
+    def fail(self, reply) -> None:
+        if self.error is None:
+            self.error = reply
+        self._one_done()
+
+    def _one_done(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            tail = END if self.error is None else error_line(self.error)
+            self.conn.fill(self.slot, b"".join(self.parts) + tail)
+
+    def done_for(self, index: int):
+        def done(reply) -> None:
+            if is_hit_list(reply):
+                self.put(index, value_lines(reply, self.keys[index]) if reply.values else b"")
+            else:
+                self.fail(reply)
+        return done
+
+
+def retrieve(proxy, conn, req: Request) -> None:
+    keys = req.keys
+    slot = conn.slot()
+    op = _RESOLVABLE.get(req.command)
+    if len(keys) == 1:
+        key = keys[0]
+        if key.startswith(ADMIN_PREFIX):
+            conn.fill(slot, proxy.admin.answer(key) + END)
+            return
+        target = proxy.root.resolve(op, key) if op is not None else None
+        if target is not None and (key[:1] != b"/" or target.keep_routing_prefix):
+            _send_raw(proxy, conn, slot, req, target)
+        else:
+            _route_one(proxy, conn, slot, req)
+        return
+    multi = MultiGet(conn, slot, keys)
+    groups: dict = {}
+    loose: list[int] = []
+    resolve = proxy.root.resolve
+    for index, key in enumerate(keys):
+        target = resolve(op, key) if op is not None and \
+            not key.startswith(ADMIN_PREFIX) else None
+        if target is None:
+            loose.append(index)
+        else:
+            group = groups.get(target)
+            if group is None:
+                groups[target] = [index]
+            else:
+                group.append(index)
+    if len(groups) == 1 and not loose:
+        target = next(iter(groups))
+        if target.keep_routing_prefix or not any(key[:1] == b"/" for key in keys):
+            _send_raw(proxy, conn, slot, req, target, multi)
+            return
+    for target, indices in groups.items():
+        _send_group(proxy, multi, req, target, indices)
+    for index in loose:
+        _route_key(proxy, multi, req, index)
+
+
+def _send_raw(proxy, conn, slot, req: Request, target, multi: MultiGet | None = None) -> None:
+    """All keys to one server, unchanged: its reply is the client's reply."""
+    def done(reply) -> None:
+        if reply.raw is not None:
+            conn.fill(slot, reply.raw)
+            return
+        if multi is None:
+            _reroute(proxy, req, target, reply, _single_done(conn, slot, req.keys[0]))
+        else:
+            for index in range(len(req.keys)):
+                _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
+    target.destination.send(RawGet(req.command, req.keys), done)
+
+
+def _send_group(proxy, multi: MultiGet, req: Request, target, indices: list[int]) -> None:
+    keys = multi.keys
+    sent = [_strip(keys[i], target) for i in indices]
+
+    def done(reply) -> None:
+        if not is_hit_list(reply):
+            for index in indices:
+                _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
+            return
+        found: dict[bytes, list] = {}
+        for value in reply.values:
+            found.setdefault(value.key, []).append(value)
+        for index, key in zip(indices, sent):
+            values = found.get(key)
+            multi.put(index, value_lines(Reply(b"END", values=values[:1]), keys[index])
+                      if values else b"")
+    target.destination.send(Request(req.command, sent), done)
+
+
+def _strip(key: bytes, target) -> bytes:
+    if key[:1] == b"/" and not target.keep_routing_prefix:
+        return RoutedKey(key).without_route
+    return key
+
+
+def _key_request(req: Request, index: int) -> Request:
+    return Request(req.command, [req.keys[index]], exptime=req.exptime)
+
+
+def _route_key(proxy, multi: MultiGet, req: Request, index: int) -> None:
+    key = req.keys[index]
+    done = multi.done_for(index)
+    if key.startswith(ADMIN_PREFIX):
+        done(Reply(b"END", values=[proxy.admin.value(key)]))
+    else:
+        proxy.root.route(_key_request(req, index), done)
+
+
+def _single_done(conn, slot, key: bytes):
+    def done(reply) -> None:
+        if is_hit_list(reply):
+            data = value_lines(reply, key) + END if reply.values else END
+        else:
+            data = error_line(reply)
+        conn.fill(slot, data)
+    return done
+
+
+def _route_one(proxy, conn, slot, req: Request) -> None:
+    proxy.root.route(req, _single_done(conn, slot, req.keys[0]))
+
+
+def _reroute(proxy, req: Request, target, reply, done) -> None:
+    """Route ``req`` through the full tree, ``target`` having answered ``reply`` already."""
+    destination_module.ANSWERED = {target.destination: reply}
+    try:
+        proxy.root.route(req, done)
+    finally:
+        destination_module.ANSWERED = None
