@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
 from collections import deque
 
 from ..protocol.client import ClientConnection
 from ..protocol.messages import NEED_DATA, ProtocolViolation
 from .access_point import AccessPoint
-from .results import ErrorReply, result_of
+from ..protocol.meta import MetaReply, MetaRequest
+from .results import ErrorReply
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +33,35 @@ _recv_view = memoryview(_recv_buffer)
 NEW, CONNECTING, UP, CLOSED = "new", "connecting", "up", "closed"
 
 
+#: Reply words (and meta codes) as mcrouter's result names, for ``stats servers``.
+_WORD_RESULTS = {b"VALUE": "found", b"END": "notfound", b"STORED": "stored",
+                 b"NOT_STORED": "notstored", b"EXISTS": "exists", b"NOT_FOUND": "notfound",
+                 b"DELETED": "deleted", b"TOUCHED": "touched", b"OK": "ok", b"NUMBER": "stored",
+                 b"VERSION": "ok", b"SERVER_ERROR": "remote_error",
+                 b"CLIENT_ERROR": "client_error", b"ERROR": "remote_error", b"HD": "ok",
+                 b"VA": "found", b"EN": "notfound", b"NF": "notfound", b"NS": "notstored",
+                 b"EX": "exists", b"MN": "ok"}
+
+
 class DestinationStats:
-    __slots__ = ("results", "latency_total", "latency_count", "sent", "failures")
+    __slots__ = ("counts", "latency_total", "latency_count", "sent", "failures")
 
     def __init__(self) -> None:
-        self.results: dict[str, int] = {}
+        #: replies by reply word (b"VALUE" for a get with hits) or router error kind
+        self.counts: dict = {}
         self.latency_total = 0.0
         self.latency_count = 0
         self.sent = 0
         self.failures = 0
+
+    @property
+    def results(self) -> dict[str, int]:
+        """Reply counts by mcrouter result name."""
+        named: dict[str, int] = {}
+        for word, count in self.counts.items():
+            name = word if isinstance(word, str) else _WORD_RESULTS.get(word, "unknown")
+            named[name] = named.get(name, 0) + count
+        return named
 
     @property
     def avg_latency_us(self) -> float:
@@ -65,6 +87,9 @@ class Destination:
         self.unsent = b""
         self.flush_scheduled = False
         self.stats = DestinationStats()
+        #: The server answers the meta protocol, so RawGets can be framed (see RawGet).
+        self.frames = False
+        self._token = random.getrandbits(62) | 1 << 62
         self._reader = self._writer = self._timer = None
         self._timer_at = 0.0
 
@@ -80,11 +105,38 @@ class Destination:
         now = self.loop.now()
         self.waiting.append((done, now + self.timeout, req))
         self.stats.sent += 1
+        self._sent(now)
+
+    def send_gets(self, data: bytes, dones: list) -> None:
+        """Forward ``data``, a run of single-key ``get`` lines exactly as a client sent them;
+        ``dones[i]`` gets the i-th reply (a raw one, see RawGet)."""
+        if self.state is not UP and self.state is not CONNECTING:
+            self._connect()
+            if self.state is CLOSED:
+                for done in dones:
+                    done(self._connect_failure)
+                return
+        self.out.append(data)
+        self.parser.expect_raw_gets(len(dones))
+        now = self.loop.now()
+        deadline = now + self.timeout
+        self.waiting.extend([(done, deadline, None) for done in dones])
+        self.stats.sent += len(dones)
+        self._sent(now)
+
+    def _sent(self, now: float) -> None:
         if self._timer is None or not self._timer.active:
             self._arm_timer(now + self.timeout)
         if not self.flush_scheduled and self.state is UP:
             self.flush_scheduled = True
             self.loop.run_callback(self._flush)
+
+    def next_token(self) -> int:
+        self._token += 1
+        return self._token
+
+    def _on_probe(self, reply) -> None:
+        self.frames = type(reply) is MetaReply and reply.code == b"MN"
 
     @property
     def pending(self) -> int:
@@ -126,6 +178,10 @@ class Destination:
             self._connect_failed("connect_error", errno.errorcode.get(code, str(code)))
             return
         self.state = CONNECTING
+        self.frames = False
+        # Does it speak meta? ("mn" answers MN; an older memcached says ERROR.)
+        self.out.append(self.parser.send(MetaRequest(b"mn")))
+        self.waiting.append((self._on_probe, self.loop.now() + self.timeout, None))
         self._writer = self.loop.io(sock.fileno(), 2)
         self._writer.start(self._on_connected)
         self._arm_timer(self.loop.now() + self.connect_timeout)
@@ -198,6 +254,7 @@ class Destination:
         parser.receive_data(_recv_view[:count].tobytes())
         waiting = self.waiting
         stats = self.stats
+        counts = stats.counts
         now = self.loop.now()
         timeout = self.timeout
         try:
@@ -208,8 +265,13 @@ class Destination:
                 done, deadline, _ = waiting.popleft()
                 stats.latency_total += now - (deadline - timeout)
                 stats.latency_count += 1
-                kind = result_of(reply)
-                stats.results[kind] = stats.results.get(kind, 0) + 1
+                if type(reply) is MetaReply:
+                    word = reply.code
+                else:
+                    word = reply.result
+                    if word == b"END" and (reply.values or reply.number):
+                        word = b"VALUE"
+                counts[word] = counts.get(word, 0) + 1
                 done(reply)
         except ProtocolViolation as exc:
             self._broken("remote_error", str(exc))
@@ -260,7 +322,7 @@ class Destination:
         self.out.clear()
         kind = reply.kind
         if waiting:
-            self.stats.results[kind] = self.stats.results.get(kind, 0) + len(waiting)
+            self.stats.counts[kind] = self.stats.counts.get(kind, 0) + len(waiting)
         for done, _, _ in waiting:
             done(reply)
 

@@ -96,13 +96,26 @@ def retrieve(proxy, conn, req: Request) -> None:
         if key.startswith(ADMIN_PREFIX):
             conn.fill(slot, proxy.admin.answer(key) + END)
             return
-        target = proxy.root.resolve(op, key) if op is not None else None
+        target = None
+        if op is not None:
+            root = proxy.root
+            if key[:1] != b"/":
+                target = root.default.fixed(op)
+            if target is None:
+                target = root.resolve(op, key)
         if target is not None and (key[:1] != b"/" or target.keep_routing_prefix):
             _send_raw(proxy, conn, slot, req, target)
         else:
             _route_one(proxy, conn, slot, req)
         return
     multi = MultiGet(conn, slot, keys)
+    if op is not None:
+        target = proxy.root.default.fixed(op)
+        if target is not None:
+            firsts = {key[:1] for key in keys}
+            if b"/" not in firsts and b"_" not in firsts:  # no routing prefix, no admin key
+                _send_raw(proxy, conn, slot, req, target, multi)
+                return
     groups: dict = {}
     loose: list[int] = []
     resolve = proxy.root.resolve
@@ -128,6 +141,61 @@ def retrieve(proxy, conn, req: Request) -> None:
         _route_key(proxy, multi, req, index)
 
 
+def forward_simple_gets(proxy, conn, data: bytes) -> bool:
+    """The commonest read: nothing but ``get <key>`` lines with plain keys (no routing
+    prefix, no admin key). They are forwarded as the client wrote them, grouped by server,
+    and each reply goes back as it came. False (nothing done) for anything else."""
+    if not data.endswith(b"\r\n"):
+        return False
+    lines = data.split(b"\r\n")
+    lines.pop()
+    for line in lines:
+        if line[:4] != b"get " or not 4 < len(line) <= 254 or line[4] in _NOT_PLAIN or \
+                b" " in line[5:] or b"\n" in line or b"\0" in line:
+            return False
+    root = proxy.root
+    fixed = root.default.fixed("get")
+    if fixed is None:
+        targets = [root.resolve("get", line[4:]) for line in lines]
+        if None in targets:
+            return False
+    slots = [conn.slot() for _ in lines]
+    dones = [_filler(conn, slot, proxy, line) for slot, line in zip(slots, lines)]
+    counts = proxy.stats.by_command
+    counts[b"get"] = counts.get(b"get", 0) + len(lines)
+    if fixed is not None:
+        fixed.destination.send_gets(data, dones)
+        return True
+    groups: dict = {}
+    for index, target in enumerate(targets):
+        groups.setdefault(target, []).append(index)
+    for target, indices in groups.items():
+        wire = data if len(indices) == len(lines) else \
+            b"".join([lines[i] + b"\r\n" for i in indices])
+        target.destination.send_gets(wire, [dones[i] for i in indices])
+    return True
+
+
+_NOT_PLAIN = frozenset(b"/_ ")
+
+
+def _filler(conn, slot, proxy, line: bytes):
+    def done(reply) -> None:
+        if reply.raw is not None:
+            slot[0] = reply.raw
+            slots = conn.slots
+            if slots and slots[0] is slot:
+                conn.drain()
+            return
+        req = Request(b"get", [line[4:]])
+        target = proxy.root.resolve("get", line[4:])
+        if target is None:
+            _route_one(proxy, conn, slot, req)
+        else:
+            _reroute(proxy, req, target, reply, _single_done(conn, slot, line[4:]))
+    return done
+
+
 def _send_raw(proxy, conn, slot, req: Request, target, multi: MultiGet | None = None) -> None:
     """All keys to one server, unchanged: its reply is the client's reply."""
     def done(reply) -> None:
@@ -139,7 +207,9 @@ def _send_raw(proxy, conn, slot, req: Request, target, multi: MultiGet | None = 
         else:
             for index in range(len(req.keys)):
                 _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
-    target.destination.send(RawGet(req.command, req.keys), done)
+    destination = target.destination
+    token = destination.next_token() if multi is not None and destination.frames else 0
+    destination.send(RawGet(req.command, req.keys, token), done)
 
 
 def _send_group(proxy, multi: MultiGet, req: Request, target, indices: list[int]) -> None:

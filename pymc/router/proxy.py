@@ -17,7 +17,7 @@ from collections import deque
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
-from .gets import retrieve
+from .gets import forward_simple_gets, retrieve
 from .results import ErrorReply, worst
 from .routes.base import Gather, RouteHandle, ignore
 from .routes.destination import DestinationRoute
@@ -90,7 +90,11 @@ class ClientConn:
         if not count:
             self.close()
             return
-        self.parser.receive_data(proxy.recv_view[:count].tobytes())
+        data = proxy.recv_view[:count].tobytes()
+        if data[:4] == b"get " and not self.parser.buffered and \
+                len(self.slots) < MAX_OUTSTANDING and forward_simple_gets(proxy, self, data):
+            return
+        self.parser.receive_data(data)
         self.process()
 
     def process(self) -> None:
@@ -131,7 +135,7 @@ class ClientConn:
             out.append(slots.popleft()[0])
         if out and not self.write_scheduled and not self.closed:
             self.write_scheduled = True
-            self.proxy.loop.run_callback(self.flush)
+            self.proxy.schedule_flush(self)
         elif not out and not slots and self.closing and not self.pending:
             self.close()
 
@@ -186,6 +190,7 @@ class Handlers:
 
     def __init__(self, proxy) -> None:
         self.proxy = proxy
+        self.counts = proxy.stats.by_command
 
     def table(self) -> dict:
         table = {}
@@ -208,7 +213,8 @@ class Handlers:
         return table
 
     def get(self, conn: ClientConn, req: Request) -> bool:
-        self.proxy.count(req.command, len(req.keys))
+        counts, command = self.counts, req.command
+        counts[command] = counts.get(command, 0) + len(req.keys)
         retrieve(self.proxy, conn, req)
         return False
 

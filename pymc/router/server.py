@@ -44,6 +44,8 @@ class RouterServer:
         self.handlers = handlers.table()
         self.handle_other = handlers.other
         self._stopped = gevent.event.Event()
+        self._dirty: list[ClientConn] = []
+        self._flush_scheduled = False
 
     # -- config -------------------------------------------------------------------------------
 
@@ -56,6 +58,22 @@ class RouterServer:
         for key, destination in old.pools.destinations.items():
             if config.pools.destinations.get(key) is not destination:
                 destination.close()
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def schedule_flush(self, conn: ClientConn) -> None:
+        """Write ``conn``'s replies at the end of this loop turn, together with every other
+        connection that got replies in it (one callback per turn, not per connection)."""
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.run_callback(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
 
     # -- counters -----------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ MEMCACHED_GROUPS = frozenset(("items", "slabs", "sizes", "settings", "conns", "c
 class RouterStats:
     def __init__(self, server) -> None:
         self.server = server
-        self.commands: dict[str, int] = dict.fromkeys(OPERATIONS, 0)
+        #: requests (keys, for multi-gets) by wire command, counted on the hot path
+        self.by_command: dict[bytes, int] = {}
         self.connections_opened = 0
         self.config_failures = 0
         self.config_last_success = int(time.time())
@@ -45,9 +46,17 @@ class RouterStats:
         self.configs_from_disk = 1
 
     def count(self, command: bytes, keys: int) -> None:
-        op = _COMMAND_OPS.get(command)
-        if op is not None:
-            self.commands[op] += keys
+        self.by_command[command] = self.by_command.get(command, 0) + keys
+
+    @property
+    def commands(self) -> dict[str, int]:
+        """Counts by mcrouter operation name."""
+        counts = dict.fromkeys(OPERATIONS, 0)
+        for command, count in self.by_command.items():
+            op = _COMMAND_OPS.get(command)
+            if op is not None:
+                counts[op] += count
+        return counts
 
     def config_applied(self) -> None:
         self.config_last_success = self.config_last_attempt = int(time.time())

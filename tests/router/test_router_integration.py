@@ -248,3 +248,24 @@ def test_multiget_mixes_batched_and_routed_keys(start_router, start_server):
         b"VALUE /r/b/k2 0 2\r\nb2\r\nVALUE k1 0 2\r\na1\r\nVALUE /r/a/k1 0 2\r\na1\r\n"
         b"VALUE /r/m/k2 0 2\r\nb2\r\nEND\r\n")
     c.close()
+
+
+def test_pipelined_plain_gets_keep_order_across_shards(client, backends):
+    keys = [b"p%d" % i for i in range(60)]
+    for key in keys[::3]:
+        assert client.call(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(key), key)) == b"STORED\r\n"
+    client.send(b"".join(b"get %s\r\n" % key for key in keys))
+    for key in keys:
+        if key in keys[::3]:
+            assert client.line() == b"VALUE %s 0 %d\r\n" % (key, len(key))
+            assert client.line() == key + b"\r\n"
+        assert client.line() == b"END\r\n"
+    # a mix of plain and special lines in one read still answers in order
+    client.send(b"get p0\r\nget /a/b/p0\r\nget __mcrouter__.hostid\r\nget p1\r\n")
+    assert client.line() == b"VALUE p0 0 2\r\n" and client.line() == b"p0\r\n"
+    assert client.line() == b"END\r\n"
+    assert client.line() == b"VALUE /a/b/p0 0 2\r\n" and client.line() == b"p0\r\n"
+    assert client.line() == b"END\r\n"
+    assert client.line().startswith(b"VALUE __mcrouter__.hostid 0 ")
+    client.line()
+    assert client.line() == b"END\r\n" and client.line() == b"END\r\n"

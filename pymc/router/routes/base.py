@@ -53,6 +53,11 @@ class RouteHandle:
         sends the keys through ``route`` after all, so failover still happens."""
         return None
 
+    def fixed(self, op: str):
+        """The DestinationRoute every key of ``op`` resolves to, if it is the same for all
+        keys (a one-server pool), else None: lets a multi-get skip resolving key by key."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

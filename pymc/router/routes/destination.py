@@ -36,6 +36,9 @@ class DestinationRoute(RouteHandle):
     def resolve(self, op: str, key: bytes):
         return self
 
+    def fixed(self, op: str):
+        return self
+
     def route(self, req, done) -> None:
         if RECORDER is not None:
             RECORDER.append(self.destination)

@@ -103,6 +103,9 @@ class FailoverRoute(RouteHandle):
         # The normal child; an error reply re-routes the key through route() (see base).
         return self.children[0].resolve(op, key) if self.limiter is None else None
 
+    def fixed(self, op: str):
+        return self.children[0].fixed(op) if self.limiter is None else None
+
 
 def parse_failover_errors(factory, json) -> FailoverErrors:
     """``failover_errors``: a list for every class, or {"gets", "updates", "deletes"}."""

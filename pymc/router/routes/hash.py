@@ -114,6 +114,9 @@ class HashRoute(RouteHandle):
     def resolve(self, op: str, key: bytes):
         return self.children[self.select(key)].resolve(op, key)
 
+    def fixed(self, op: str):
+        return self.children[0].fixed(op) if len(self.children) == 1 else None
+
 
 @register("HashRoute")
 def make_hash_route(factory, json) -> RouteHandle:

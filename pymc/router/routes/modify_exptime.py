@@ -39,6 +39,9 @@ class ModifyExptimeRoute(RouteHandle):
     def resolve(self, op: str, key: bytes):
         return self.target.resolve(op, key)  # plain gets carry no exptime
 
+    def fixed(self, op: str):
+        return self.target.fixed(op)
+
     def route(self, req, done) -> None:
         current = request_exptime(req)
         if current is not None and current != self.exptime and (

@@ -44,6 +44,10 @@ class OperationSelectorRoute(RouteHandle):
         child = self.policies.get(op, self.default)
         return child.resolve(op, key) if child is not None else None
 
+    def fixed(self, op: str):
+        child = self.policies.get(op, self.default)
+        return child.fixed(op) if child is not None else None
+
 
 @register("OperationSelectorRoute", "PrefixPolicyRoute")
 def make_operation_selector_route(factory, json) -> RouteHandle:
