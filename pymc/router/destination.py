@@ -107,6 +107,18 @@ class Destination:
         self.stats.sent += 1
         self._sent(now)
 
+    def send_get(self, line: bytes, done) -> None:
+        """send_gets for one line."""
+        if self.state is not UP:
+            self.send_gets(line, [done])
+            return
+        self.out.append(line)
+        self.parser.expect_raw_gets(1)
+        now = self.loop.now()
+        self.waiting.append((done, now + self.timeout, None))
+        self.stats.sent += 1
+        self._sent(now)
+
     def send_gets(self, data: bytes, dones: list) -> None:
         """Forward ``data``, a run of single-key ``get`` lines exactly as a client sent them;
         ``dones[i]`` gets the i-th reply (a raw one, see RawGet)."""

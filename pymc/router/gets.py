@@ -147,6 +147,8 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     and each reply goes back as it came. False (nothing done) for anything else."""
     if not data.endswith(b"\r\n"):
         return False
+    if data.find(b"\n") == len(data) - 1:
+        return _forward_one(proxy, conn, data)
     lines = data.split(b"\r\n")
     lines.pop()
     for line in lines:
@@ -177,6 +179,27 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
 
 
 _NOT_PLAIN = frozenset(b"/_ ")
+
+
+def _forward_one(proxy, conn, line: bytes) -> bool:
+    """forward_simple_gets for a read holding one ``get <key>\r\n`` (non-pipelined
+    clients): the same checks and steps without the list work."""
+    key = line[4:-2]
+    if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or b" " in key or b"\0" in key \
+            or b"\r" in key:
+        return False
+    root = proxy.root
+    target = root.default.fixed("get")
+    if target is None:
+        target = root.resolve("get", key)
+        if target is None:
+            return False
+    slot = [None]
+    conn.slots.append(slot)
+    counts = proxy.stats.by_command
+    counts[b"get"] = counts.get(b"get", 0) + 1
+    target.destination.send_get(line, _filler(conn, slot, proxy, line[:-2]))
+    return True
 
 
 def _filler(conn, slot, proxy, line: bytes):

@@ -55,7 +55,7 @@ def reply_bytes(req, reply) -> bytes:
 
 class ClientConn:
     __slots__ = ("proxy", "sock", "fd", "parser", "reader", "writer", "slots", "out",
-                 "write_scheduled", "pending", "closing", "closed", "paused", "peer",
+                 "write_scheduled", "pending", "closing", "closed", "paused", "blocked", "peer",
                  "__weakref__")
 
     def __init__(self, proxy, sock: socket.socket, peer) -> None:
@@ -74,6 +74,7 @@ class ClientConn:
         self.closing = False
         self.closed = False
         self.paused = False
+        self.blocked = False
         self.reader.start(self.on_readable)
 
     # -- input -----------------------------------------------------------------------------------
@@ -144,8 +145,13 @@ class ClientConn:
         if self.closed:
             return
         out = self.out
-        data = self.pending + (out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            if self.pending:
+                data = self.pending + data
+        else:
+            data = self.pending
         if data:
             try:
                 sent = self.sock.send(data)
@@ -156,10 +162,16 @@ class ClientConn:
                 return
             self.pending = data[sent:]
         if self.pending:
-            self.reader.stop()
-            self.writer.start(self.flush)
+            if not self.blocked:  # the peer is not reading: stop taking its requests
+                self.blocked = True
+                self.reader.stop()
+                self.writer.start(self.flush)
             return
-        self.writer.stop()
+        if self.blocked:
+            self.blocked = False
+            self.writer.stop()
+            if not self.paused and not self.closing:
+                self.reader.start(self.on_readable)
         if self.closing:
             if not self.slots:
                 self.close()
@@ -168,8 +180,6 @@ class ClientConn:
             self.paused = False
             self.reader.start(self.on_readable)
             self.process()
-        elif not self.paused:
-            self.reader.start(self.on_readable)
 
     def close(self) -> None:
         if self.closed:
