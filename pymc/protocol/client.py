@@ -108,6 +108,10 @@ class ClientConnection:
             return serialize_request(request) + b"mg %s O%d\r\n" % (SENTINEL_KEY, request.token)
         return serialize_request(request)
 
+    def expect(self, request) -> None:
+        """A request the caller wrote itself: its reply is parsed as ``request``'s."""
+        self._expecting.append(request)
+
     def expect_raw_gets(self, count: int) -> None:
         """``count`` single-key gets were written by the caller (forwarded verbatim): their
         replies come back as RawGet replies."""

@@ -107,6 +107,21 @@ class Destination:
         self.stats.sent += 1
         self._sent(now)
 
+    def send_marked(self, wire: bytes, marker, done) -> None:
+        """Forward ``wire`` (a request written by the caller); ``marker`` tells the parser
+        what reply shape to expect (a RawGet)."""
+        if self.state is not UP and self.state is not CONNECTING:
+            self._connect()
+            if self.state is CLOSED:
+                done(self._connect_failure)
+                return
+        self.out.append(wire)
+        self.parser.expect(marker)
+        now = self.loop.now()
+        self.waiting.append((done, now + self.timeout, None))
+        self.stats.sent += 1
+        self._sent(now)
+
     def send_get(self, line: bytes, done) -> None:
         """send_gets for one line."""
         if self.state is not UP:

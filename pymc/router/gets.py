@@ -15,7 +15,7 @@ mcrouter's multi-op does.
 
 from __future__ import annotations
 
-from ..protocol.client import RawGet
+from ..protocol.client import SENTINEL_KEY, RawGet
 from ..protocol.messages import Reply, Request
 from .keys import RoutedKey
 from .results import ErrorReply
@@ -182,9 +182,11 @@ _NOT_PLAIN = frozenset(b"/_ ")
 
 
 def _forward_one(proxy, conn, line: bytes) -> bool:
-    """forward_simple_gets for a read holding one ``get <key>\r\n`` (non-pipelined
-    clients): the same checks and steps without the list work."""
+    """forward_simple_gets for a read holding one ``get`` line (non-pipelined clients):
+    the same checks and steps without the list work."""
     key = line[4:-2]
+    if b" " in key:
+        return _forward_multi(proxy, conn, line)
     if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or b" " in key or b"\0" in key \
             or b"\r" in key:
         return False
@@ -217,6 +219,41 @@ def _filler(conn, slot, proxy, line: bytes):
         else:
             _reroute(proxy, req, target, reply, _single_done(conn, slot, line[4:]))
     return done
+
+
+def _forward_multi(proxy, conn, data: bytes) -> bool:
+    """One ``get k1 k2 ...`` line whose keys all go to one server (a one-server pool): the
+    line is forwarded as written, framed, and the reply forwarded as it came."""
+    line = data[:-2]
+    # Keys are single-space separated, so a key starting with / or _ shows as " /" or " _".
+    if b"  " in line or line[-1:] == b" " or b" /" in line or b" _" in line or \
+            b"\0" in line or b"\r" in line:
+        return False
+    target = proxy.root.default.fixed("get")
+    if target is None:
+        return False
+    keys = line[4:].split(b" ")
+    if max(map(len, keys)) > 250:
+        return False
+    slot = [None]
+    conn.slots.append(slot)
+    counts = proxy.stats.by_command
+    counts[b"get"] = counts.get(b"get", 0) + len(keys)
+    destination = target.destination
+    token = destination.next_token() if destination.frames else 0
+    marker = RawGet(b"get", keys, token)
+    wire = data + b"mg %s O%d\r\n" % (SENTINEL_KEY, token) if token else data
+
+    def done(reply) -> None:
+        if reply.raw is not None:
+            conn.fill(slot, reply.raw)
+            return
+        multi = MultiGet(conn, slot, keys)
+        req = Request(b"get", keys)
+        for index in range(len(keys)):
+            _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
+    destination.send_marked(wire, marker, done)
+    return True
 
 
 def _send_raw(proxy, conn, slot, req: Request, target, multi: MultiGet | None = None) -> None:
