@@ -85,7 +85,8 @@ class RawGet(Request):
         self.token = token
 
 
-_RAW_SINGLE = RawGet(b"get", [])
+#: The expectation for a forwarded single-key get line (see ClientConnection.expect).
+RAW_SINGLE_GET = RawGet(b"get", [])
 
 
 class ClientConnection:
@@ -115,7 +116,7 @@ class ClientConnection:
     def expect_raw_gets(self, count: int) -> None:
         """``count`` single-key gets were written by the caller (forwarded verbatim): their
         replies come back as RawGet replies."""
-        self._expecting.extend([_RAW_SINGLE] * count)
+        self._expecting.extend([RAW_SINGLE_GET] * count)
 
     def receive_data(self, data: bytes) -> None:
         if self._pos >= len(self._buf):
@@ -125,15 +126,19 @@ class ClientConnection:
         self._pos = 0
 
     def next_event(self):
+        expecting = self._expecting
+        if expecting and type(expecting[0]) is RawGet and self._pos < len(self._buf):
+            token = expecting[0].token
+            return self._framed_get(self._pos, token) if token else self._raw_get(self._pos)
         while True:
             buf, pos = self._buf, self._pos
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 return NEED_DATA
             line = buf[pos:eol]
-            if not self._expecting:
+            if not expecting:
                 raise ProtocolViolation("reply with no request waiting: %r" % line[:80])
-            request = self._expecting[0]
+            request = expecting[0]
             kind = type(request)
             if kind is RawGet:
                 if request.token:
@@ -179,6 +184,10 @@ class ClientConnection:
     def _raw_get(self, start: int):
         """Skip over VALUE blocks to the END without parsing more than each length."""
         buf = self._buf
+        if buf.startswith(b"END\r\n", start):  # a miss, the commonest short answer
+            self._pos = start + 5
+            self._expecting.popleft()
+            return Reply(b"END", raw=b"END\r\n", number=0)
         size = len(buf)
         pos = start
         hits = 0

@@ -18,7 +18,7 @@ import random
 import socket
 from collections import deque
 
-from ..protocol.client import ClientConnection
+from ..protocol.client import RAW_SINGLE_GET, ClientConnection
 from ..protocol.messages import NEED_DATA, ProtocolViolation
 from .access_point import AccessPoint
 from ..protocol.meta import MetaReply, MetaRequest
@@ -128,11 +128,15 @@ class Destination:
             self.send_gets(line, [done])
             return
         self.out.append(line)
-        self.parser.expect_raw_gets(1)
+        self.parser.expect(RAW_SINGLE_GET)
         now = self.loop.now()
         self.waiting.append((done, now + self.timeout, None))
         self.stats.sent += 1
-        self._sent(now)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.run_callback(self._flush)
+        if not self._timer.active:
+            self._arm_timer(now + self.timeout)
 
     def send_gets(self, data: bytes, dones: list) -> None:
         """Forward ``data``, a run of single-key ``get`` lines exactly as a client sent them;

@@ -148,7 +148,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     if not data.endswith(b"\r\n"):
         return False
     if data.find(b"\n") == len(data) - 1:
-        return _forward_one(proxy, conn, data)
+        return forward_get_line(proxy, conn, data)
     lines = data.split(b"\r\n")
     lines.pop()
     for line in lines:
@@ -181,7 +181,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
 _NOT_PLAIN = frozenset(b"/_ ")
 
 
-def _forward_one(proxy, conn, line: bytes) -> bool:
+def forward_get_line(proxy, conn, line: bytes) -> bool:
     """forward_simple_gets for a read holding one ``get`` line (non-pipelined clients):
     the same checks and steps without the list work."""
     key = line[4:-2]

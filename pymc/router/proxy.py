@@ -17,7 +17,7 @@ from collections import deque
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
-from .gets import forward_simple_gets, retrieve
+from .gets import forward_get_line, forward_simple_gets, retrieve
 from .results import ErrorReply, worst
 from .routes.base import Gather, RouteHandle, ignore
 from .routes.destination import DestinationRoute
@@ -93,8 +93,12 @@ class ClientConn:
             return
         data = proxy.recv_view[:count].tobytes()
         if data[:4] == b"get " and not self.parser.buffered and \
-                len(self.slots) < MAX_OUTSTANDING and forward_simple_gets(proxy, self, data):
-            return
+                len(self.slots) < MAX_OUTSTANDING:
+            if data.find(b"\n") == count - 1 and data[-2:] == b"\r\n":
+                if forward_get_line(proxy, self, data):
+                    return
+            elif forward_simple_gets(proxy, self, data):
+                return
         self.parser.receive_data(data)
         self.process()
 
@@ -135,8 +139,12 @@ class ClientConn:
         while slots and slots[0][0] is not None:
             out.append(slots.popleft()[0])
         if out and not self.write_scheduled and not self.closed:
-            self.write_scheduled = True
-            self.proxy.schedule_flush(self)
+            if slots or self.pending:
+                # more replies may join this write later in the loop turn
+                self.write_scheduled = True
+                self.proxy.schedule_flush(self)
+            else:
+                self.flush()
         elif not out and not slots and self.closing and not self.pending:
             self.close()
 
