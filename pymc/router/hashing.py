@@ -190,11 +190,16 @@ def _spooky_long(data: bytes, seed1: int, seed2: int) -> tuple[int, int]:
     return h[0], h[1]
 
 
-def spooky32(data: bytes, seed: int) -> int:
-    """folly::hash::SpookyHashV2::Hash32."""
+def spooky64(data: bytes, seed: int) -> int:
+    """folly::hash::SpookyHashV2::Hash64."""
     short = len(data) < 192
     h1, _ = (_spooky_short if short else _spooky_long)(data, seed, seed)
-    return h1 & 0xFFFFFFFF
+    return h1
+
+
+def spooky32(data: bytes, seed: int) -> int:
+    """folly::hash::SpookyHashV2::Hash32: the low half of Hash64."""
+    return spooky64(data, seed) & 0xFFFFFFFF
 
 
 _WEIGHT_SEED = 0xFACE2014

@@ -5,11 +5,14 @@ mcrouter shares its ProxyDestinations.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .access_point import AccessPoint, parse_access_point
 from .destination import Destination
 from .jsonc import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,9 @@ class Pools:
                 ap = parse_access_point(server, protocol, security)
                 if ap.protocol != "ascii":
                     raise ConfigError(f"server {server}: only the ascii protocol is supported")
+                if ap.security != "plain" and not ap.unix:
+                    logger.warning("pool %s: server %s asks for %s; pymc-router has no TLS "
+                                   "and connects in plain text", name, server, ap.security)
                 destination = self.destination(ap, timeout, connect_timeout)
                 pool.routes.append(DestinationRoute(destination, name, index, keep, timeout))
             if isinstance(weights, list):

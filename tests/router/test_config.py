@@ -131,3 +131,12 @@ def test_cli_validate_config(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--bogus-flag"])
     assert exit_info.value.code == 64
+
+
+def test_pool_route_shadows_wrap_the_members_in_range():
+    config = build({"pools": POOLS, "route": {
+        "type": "PoolRoute", "pool": "A",
+        "shadows": [{"target": "PoolRoute|B", "index_range": [0, 1],
+                     "key_fraction_range": [0, 1]}]}}, options())
+    tree = config.routes["/././"]
+    assert [child.name.split("|")[0] for child in tree.children] == ["shadow", "host"]

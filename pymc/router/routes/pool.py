@@ -2,7 +2,8 @@
 ``"PoolRoute|A"``), and Pool: a pool's servers as a child list (``"AllSyncRoute|Pool|A"``).
 
 The pool's ``weights`` switch hashing to WeightedCh3; the route's ``hash`` (a function name or
-an object with hash_func, salt, ...) overrides, as in mcrouter's makePoolRoute. The hashing
+an object with hash_func, salt, ...) overrides, as in mcrouter's makePoolRoute. ``shadows``
+wrap the members their ``index_range`` covers in ShadowRoutes. The hashing
 itself is HashRoute's, handed the pool's destinations as ``$children_list$``.
 """
 
@@ -36,7 +37,11 @@ def make_pool_route(factory, json) -> RouteHandle:
         else:
             hash_json.update(jhash)
     hash_json["children"] = CHILDREN_LIST
-    with factory.children_list(pool.routes):
+    members = pool.routes
+    if isinstance(json, dict) and "shadows" in json:
+        from .shadow import make_shadow_routes  # PoolRoute's shadows wrap its members
+        members = make_shadow_routes(factory, json, list(members))
+    with factory.children_list(members):
         return REGISTRY["HashRoute"](factory, hash_json)
 
 
