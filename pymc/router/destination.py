@@ -18,6 +18,7 @@ import random
 import socket
 from collections import deque
 
+from ..sockets import receive
 from ..protocol.client import RAW_SINGLE_GET, ClientConnection
 from ..protocol.messages import NEED_DATA, ProtocolViolation
 from .access_point import AccessPoint
@@ -26,9 +27,6 @@ from .results import ErrorReply
 
 logger = logging.getLogger(__name__)
 
-RECV_BYTES = 256 * 1024
-_recv_buffer = bytearray(RECV_BYTES)
-_recv_view = memoryview(_recv_buffer)
 
 NEW, CONNECTING, UP, CLOSED = "new", "connecting", "up", "closed"
 
@@ -271,18 +269,13 @@ class Destination:
             self._writer.stop()
 
     def _on_readable(self) -> None:
-        try:
-            count = self.sock.recv_into(_recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._broken("remote_error", str(exc))
-            return
-        if not count:
-            self._broken("remote_error", "connection closed by server")
+        data = receive(self.sock)
+        if not data:
+            if data is not None:
+                self._broken("remote_error", "connection closed or reset by the server")
             return
         parser = self.parser
-        parser.receive_data(_recv_view[:count].tobytes())
+        parser.receive_data(data)
         waiting = self.waiting
         stats = self.stats
         counts = stats.counts

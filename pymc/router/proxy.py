@@ -14,6 +14,7 @@ import logging
 import socket
 from collections import deque
 
+from ..sockets import receive
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
@@ -24,7 +25,6 @@ from .routes.destination import DestinationRoute
 
 logger = logging.getLogger(__name__)
 
-RECV_BYTES = 256 * 1024
 #: Stop reading from a client with this many requests waiting for backends (bounded memory).
 MAX_OUTSTANDING = 4096
 OUTPUT_HIGH_WATER = 4 * 1024 * 1024
@@ -80,21 +80,15 @@ class ClientConn:
     # -- input -----------------------------------------------------------------------------------
 
     def on_readable(self) -> None:
+        data = receive(self.sock)
+        if not data:
+            if data is not None:
+                self.close()
+            return
         proxy = self.proxy
-        try:
-            count = self.sock.recv_into(proxy.recv_buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if not count:
-            self.close()
-            return
-        data = proxy.recv_view[:count].tobytes()
         if data[:4] == b"get " and not self.parser.buffered and \
                 len(self.slots) < MAX_OUTSTANDING:
-            if data.find(b"\n") == count - 1 and data[-2:] == b"\r\n":
+            if data.find(b"\n") == len(data) - 1 and data[-2:] == b"\r\n":
                 if forward_get_line(proxy, self, data):
                     return
             elif forward_simple_gets(proxy, self, data):

@@ -15,7 +15,8 @@ from .. import __version__
 from .admin import Admin
 from .config import RouterConfig, load
 from .options import RouterOptions
-from .proxy import RECV_BYTES, ClientConn, Handlers
+from ..sockets import listen_tcp, split_hosts
+from .proxy import ClientConn, Handlers
 from .stats import RouterStats
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ class RouterServer:
         self.root = self.config.root
         self.version = VERSION
         self.max_value_length = 1024 * 1024 * 1024
-        self.recv_buffer = bytearray(RECV_BYTES)
-        self.recv_view = memoryview(self.recv_buffer)
         self.listeners: list[tuple[socket.socket, object]] = []
         self.connections: dict[int, ClientConn] = {}
         self.port = options.port
@@ -86,19 +85,11 @@ class RouterServer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        for host in _split(self.options.listen_addresses):
+        for host in split_hosts(self.options.listen_addresses):
             self._listen(host, self.port)
 
     def _listen(self, host: str, port: int) -> None:
-        host = host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
+        sock = listen_tcp(host, port, 1024)
         self.port = sock.getsockname()[1]
         watcher = self.loop.io(sock.fileno(), 1)
         watcher.start(self._on_accept, sock)
@@ -142,7 +133,3 @@ class RouterServer:
     def pid(self) -> int:
         return os.getpid()
 
-
-def _split(addresses: str) -> list[str]:
-    hosts = [part.strip() for part in addresses.replace(";", ",").split(",") if part.strip()]
-    return hosts or ["127.0.0.1"]

@@ -1,0 +1,46 @@
+"""Socket plumbing the server and router shells share: listening sockets, address lists and
+reads into one shared buffer. Plain sockets; the shells own the gevent watchers."""
+
+from __future__ import annotations
+
+import socket
+
+RECV_BYTES = 256 * 1024
+# One buffer for every read in the process (the shells are single-threaded and copy out at
+# once): a fresh 256 KB bytes per recv would be an mmap, page faults and munmap on every
+# read (measured: 70% of the server's time in the kernel).
+_buffer = bytearray(RECV_BYTES)
+_view = memoryview(_buffer)
+
+
+def receive(sock: socket.socket) -> bytes | None:
+    """One read: the bytes, None when nothing is there yet, b"" when the peer closed the
+    connection or the read failed."""
+    try:
+        count = sock.recv_into(_buffer)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+    return _view[:count].tobytes()
+
+
+def split_hosts(addresses: str) -> list[str]:
+    """``-l``/``--listen-addresses``: comma- or semicolon-separated, 127.0.0.1 when empty."""
+    hosts = [part.strip() for part in addresses.replace(";", ",").split(",") if part.strip()]
+    return hosts or ["127.0.0.1"]
+
+
+def listen_tcp(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking listening socket (``[v6]`` brackets allowed; IPv6 sockets are v6-only
+    so that 0.0.0.0 and :: can both be listed)."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
