@@ -85,6 +85,11 @@ class RawGet(Request):
         self.token = token
 
 
+def frame_request(token: int) -> bytes:
+    """The request that frames a RawGet's reply: its answer echoes ``token``."""
+    return b"mg %s O%d\r\n" % (SENTINEL_KEY, token)
+
+
 #: The expectation for a forwarded single-key get line (see ClientConnection.expect).
 RAW_SINGLE_GET = RawGet(b"get", [])
 
@@ -106,17 +111,13 @@ class ClientConnection:
         if not request.noreply:
             self._expecting.append(request)
         if type(request) is RawGet and request.token:
-            return serialize_request(request) + b"mg %s O%d\r\n" % (SENTINEL_KEY, request.token)
+            return serialize_request(request) + frame_request(request.token)
         return serialize_request(request)
 
-    def expect(self, request) -> None:
-        """A request the caller wrote itself: its reply is parsed as ``request``'s."""
-        self._expecting.append(request)
-
-    def expect_raw_gets(self, count: int) -> None:
-        """``count`` single-key gets were written by the caller (forwarded verbatim): their
-        replies come back as RawGet replies."""
-        self._expecting.extend([RAW_SINGLE_GET] * count)
+    def expect(self, requests) -> None:
+        """Requests the caller wrote itself: their replies are parsed as these requests'
+        (a RawGet, or RAW_SINGLE_GET for a forwarded ``get <key>`` line)."""
+        self._expecting.extend(requests)
 
     def receive_data(self, data: bytes) -> None:
         if self._pos >= len(self._buf):

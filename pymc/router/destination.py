@@ -94,67 +94,47 @@ class Destination:
     # -- public -------------------------------------------------------------------------------
 
     def send(self, req, done) -> None:
-        if self.state is not UP and self.state is not CONNECTING:
-            self._connect()
-            if self.state is CLOSED:  # refused at once
-                done(self._connect_failure)
-                return
-        self.out.append(self.parser.send(req))
-        now = self.loop.now()
-        self.waiting.append((done, now + self.timeout, req))
-        self.stats.sent += 1
-        self._sent(now)
+        if self._connected((done,)):
+            wire = self.parser.send(req)
+            now = self.loop.now()
+            self.waiting.append((done, now + self.timeout, req))
+            self._queued(wire, 1, now)
 
-    def send_marked(self, wire: bytes, marker, done) -> None:
-        """Forward ``wire`` (a request written by the caller); ``marker`` tells the parser
-        what reply shape to expect (a RawGet)."""
-        if self.state is not UP and self.state is not CONNECTING:
-            self._connect()
-            if self.state is CLOSED:
-                done(self._connect_failure)
-                return
-        self.out.append(wire)
-        self.parser.expect(marker)
-        now = self.loop.now()
-        self.waiting.append((done, now + self.timeout, None))
-        self.stats.sent += 1
-        self._sent(now)
+    def forward(self, wire: bytes, expected: list, dones: list) -> None:
+        """Send ``wire``, requests the caller wrote itself (a client's get lines as they came,
+        a framed get); ``expected[i]`` says how to parse the i-th reply (see RawGet) and
+        ``dones[i]`` gets it."""
+        if self._connected(dones):
+            self.parser.expect(expected)
+            now = self.loop.now()
+            deadline = now + self.timeout
+            self.waiting.extend([(done, deadline, None) for done in dones])
+            self._queued(wire, len(dones), now)
 
     def send_get(self, line: bytes, done) -> None:
-        """send_gets for one line."""
+        """forward() of one client ``get <key>`` line, the hot path, kept lean."""
         if self.state is not UP:
-            self.send_gets(line, [done])
+            self.forward(line, [RAW_SINGLE_GET], [done])
             return
-        self.out.append(line)
-        self.parser.expect(RAW_SINGLE_GET)
+        self.parser.expect((RAW_SINGLE_GET,))
         now = self.loop.now()
         self.waiting.append((done, now + self.timeout, None))
-        self.stats.sent += 1
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.run_callback(self._flush)
-        if not self._timer.active:
-            self._arm_timer(now + self.timeout)
+        self._queued(line, 1, now)
 
-    def send_gets(self, data: bytes, dones: list) -> None:
-        """Forward ``data``, a run of single-key ``get`` lines exactly as a client sent them;
-        ``dones[i]`` gets the i-th reply (a raw one, see RawGet)."""
+    def _connected(self, dones) -> bool:
+        """Connect if needed; False (every ``done`` answered) when refused at once."""
         if self.state is not UP and self.state is not CONNECTING:
             self._connect()
             if self.state is CLOSED:
                 for done in dones:
                     done(self._connect_failure)
-                return
-        self.out.append(data)
-        self.parser.expect_raw_gets(len(dones))
-        now = self.loop.now()
-        deadline = now + self.timeout
-        self.waiting.extend([(done, deadline, None) for done in dones])
-        self.stats.sent += len(dones)
-        self._sent(now)
+                return False
+        return True
 
-    def _sent(self, now: float) -> None:
-        if self._timer is None or not self._timer.active:
+    def _queued(self, wire: bytes, count: int, now: float) -> None:
+        self.out.append(wire)
+        self.stats.sent += count
+        if not self._timer.active:
             self._arm_timer(now + self.timeout)
         if not self.flush_scheduled and self.state is UP:
             self.flush_scheduled = True

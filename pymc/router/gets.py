@@ -15,7 +15,7 @@ mcrouter's multi-op does.
 
 from __future__ import annotations
 
-from ..protocol.client import SENTINEL_KEY, RawGet
+from ..protocol.client import RAW_SINGLE_GET, RawGet, frame_request
 from ..protocol.messages import Reply, Request
 from .keys import RoutedKey
 from .results import ErrorReply
@@ -27,6 +27,7 @@ _RESOLVABLE = {b"get": "get", b"gets": "gets"}
 
 
 def error_line(reply) -> bytes:
+    """A one-line reply (an error, STORED, ...) as the client sees it."""
     if type(reply) is ErrorReply:
         return reply.line()
     return reply.result + (b" " + reply.message if reply.message else b"") + b"\r\n"
@@ -108,13 +109,12 @@ def retrieve(proxy, conn, req: Request) -> None:
         else:
             _route_one(proxy, conn, slot, req)
         return
-    multi = MultiGet(conn, slot, keys)
     if op is not None:
         target = proxy.root.default.fixed(op)
         if target is not None:
             firsts = {key[:1] for key in keys}
             if b"/" not in firsts and b"_" not in firsts:  # no routing prefix, no admin key
-                _send_raw(proxy, conn, slot, req, target, multi)
+                _send_raw(proxy, conn, slot, req, target)
                 return
     groups: dict = {}
     loose: list[int] = []
@@ -133,8 +133,9 @@ def retrieve(proxy, conn, req: Request) -> None:
     if len(groups) == 1 and not loose:
         target = next(iter(groups))
         if target.keep_routing_prefix or not any(key[:1] == b"/" for key in keys):
-            _send_raw(proxy, conn, slot, req, target, multi)
+            _send_raw(proxy, conn, slot, req, target)
             return
+    multi = MultiGet(conn, slot, keys)
     for target, indices in groups.items():
         _send_group(proxy, multi, req, target, indices)
     for index in loose:
@@ -166,7 +167,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     counts = proxy.stats.by_command
     counts[b"get"] = counts.get(b"get", 0) + len(lines)
     if fixed is not None:
-        fixed.destination.send_gets(data, dones)
+        fixed.destination.forward(data, [RAW_SINGLE_GET] * len(dones), dones)
         return True
     groups: dict = {}
     for index, target in enumerate(targets):
@@ -174,7 +175,8 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     for target, indices in groups.items():
         wire = data if len(indices) == len(lines) else \
             b"".join([lines[i] + b"\r\n" for i in indices])
-        target.destination.send_gets(wire, [dones[i] for i in indices])
+        target.destination.forward(wire, [RAW_SINGLE_GET] * len(indices),
+                                       [dones[i] for i in indices])
     return True
 
 
@@ -187,8 +189,7 @@ def forward_get_line(proxy, conn, line: bytes) -> bool:
     key = line[4:-2]
     if b" " in key:
         return _forward_multi(proxy, conn, line)
-    if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or b" " in key or b"\0" in key \
-            or b"\r" in key:
+    if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or b"\0" in key or b"\r" in key:
         return False
     root = proxy.root
     target = root.default.fixed("get")
@@ -239,37 +240,32 @@ def _forward_multi(proxy, conn, data: bytes) -> bool:
     conn.slots.append(slot)
     counts = proxy.stats.by_command
     counts[b"get"] = counts.get(b"get", 0) + len(keys)
-    destination = target.destination
-    token = destination.next_token() if destination.frames else 0
-    marker = RawGet(b"get", keys, token)
-    wire = data + b"mg %s O%d\r\n" % (SENTINEL_KEY, token) if token else data
-
-    def done(reply) -> None:
-        if reply.raw is not None:
-            conn.fill(slot, reply.raw)
-            return
-        multi = MultiGet(conn, slot, keys)
-        req = Request(b"get", keys)
-        for index in range(len(keys)):
-            _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
-    destination.send_marked(wire, marker, done)
+    _send_raw(proxy, conn, slot, Request(b"get", keys), target, wire=data)
     return True
 
 
-def _send_raw(proxy, conn, slot, req: Request, target, multi: MultiGet | None = None) -> None:
-    """All keys to one server, unchanged: its reply is the client's reply."""
+def _send_raw(proxy, conn, slot, req: Request, target, wire: bytes | None = None) -> None:
+    """All keys to one server, unchanged: its reply is the client's reply. ``wire`` is the
+    client's own line when it can be forwarded as written. A multi-key get is framed when
+    the server speaks meta (see RawGet)."""
+    keys = req.keys
+
     def done(reply) -> None:
         if reply.raw is not None:
             conn.fill(slot, reply.raw)
-            return
-        if multi is None:
-            _reroute(proxy, req, target, reply, _single_done(conn, slot, req.keys[0]))
+        elif len(keys) == 1:
+            _reroute(proxy, req, target, reply, _single_done(conn, slot, keys[0]))
         else:
-            for index in range(len(req.keys)):
+            multi = MultiGet(conn, slot, keys)
+            for index in range(len(keys)):
                 _reroute(proxy, _key_request(req, index), target, reply, multi.done_for(index))
     destination = target.destination
-    token = destination.next_token() if multi is not None and destination.frames else 0
-    destination.send(RawGet(req.command, req.keys, token), done)
+    token = destination.next_token() if len(keys) > 1 and destination.frames else 0
+    marker = RawGet(req.command, keys, token)
+    if wire is None:
+        destination.send(marker, done)
+    else:
+        destination.forward(wire + frame_request(token) if token else wire, [marker], [done])
 
 
 def _send_group(proxy, multi: MultiGet, req: Request, target, indices: list[int]) -> None:

@@ -18,8 +18,8 @@ from ..sockets import receive
 from ..protocol.connection import NEED_DATA, ServerConnection
 from ..protocol.messages import Request, Reply
 from ..protocol.meta import MetaReply, MetaRequest
-from .gets import forward_get_line, forward_simple_gets, retrieve
-from .results import ErrorReply, worst
+from .gets import error_line, forward_get_line, forward_simple_gets, retrieve
+from .results import worst
 from .routes.base import Gather, RouteHandle, ignore
 from .routes.destination import DestinationRoute
 
@@ -41,16 +41,11 @@ def reply_bytes(req, reply) -> bytes:
             reply = MetaReply(reply.code, [b"k" + req.wire_key if t[:1] == b"k" else t
                                            for t in reply.flags], reply.value)
         return reply.to_bytes()
-    if kind is ErrorReply:
-        return reply.line()
-    word = reply.result
-    if word == b"NUMBER":
+    if reply.result == b"NUMBER":
         return b"%d\r\n" % reply.number
-    if word == b"END" and reply.values and type(req) is MetaRequest:
+    if reply.values and type(req) is MetaRequest:
         return b"SERVER_ERROR unexpected reply\r\n"
-    if reply.message:
-        return word + b" " + reply.message + b"\r\n"
-    return word + b"\r\n"
+    return error_line(reply)
 
 
 class ClientConn:
