@@ -16,9 +16,10 @@ from collections import deque
 
 from ..sockets import receive
 from ..protocol.connection import NEED_DATA, ServerConnection
-from ..protocol.messages import Request, Reply
+from ..protocol.messages import Request
 from ..protocol.meta import MetaReply, MetaRequest
 from .gets import error_line, forward_get_line, forward_simple_gets, retrieve
+from .ops import without_quiet
 from .results import worst
 from .routes.base import Gather, RouteHandle, ignore
 from .routes.destination import DestinationRoute
@@ -241,13 +242,7 @@ class Handlers:
     def meta(self, conn: ClientConn, req: MetaRequest) -> bool:
         self.proxy.count(req.command, 1)
         quiet = req.quiet
-        routed = req
-        if quiet:
-            routed = MetaRequest.__new__(MetaRequest)
-            for name in MetaRequest.__slots__:
-                setattr(routed, name, getattr(req, name))
-            routed.tokens = [t for t in req.tokens if t != b"q"]
-            routed.quiet = False
+        routed = without_quiet(req)
         slot = conn.slot()
         hidden = _QUIET_HIDDEN.get(req.command, ()) if quiet else ()
 
@@ -328,18 +323,9 @@ def every_destination(handle: RouteHandle) -> list:
     stack = [handle]
     while stack:
         node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, DestinationRoute):
-            found.setdefault(id(node.destination), node.destination)
-            continue
-        for value in vars(node).values() if hasattr(node, "__dict__") else ():
-            if isinstance(value, RouteHandle):
-                stack.append(value)
-            elif isinstance(value, (list, tuple)):
-                stack.extend(v for v in value if isinstance(v, RouteHandle))
-            elif isinstance(value, dict):
-                stack.extend(v for v in value.values() if isinstance(v, RouteHandle))
-        stack.extend(c for c in getattr(type(node), "children", []) if isinstance(c, RouteHandle))
+        if id(node) not in seen:
+            seen.add(id(node))
+            if isinstance(node, DestinationRoute):
+                found.setdefault(id(node.destination), node.destination)
+            stack.extend(node.children)
     return list(found.values())

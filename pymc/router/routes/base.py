@@ -38,6 +38,8 @@ class RouteHandle:
     """Base class: a leaf with no children. Subclasses set ``name`` and override ``route``."""
 
     name = "route"
+    #: Every handle directly below this one (``traverse`` narrows it to those a request
+    #: reaches); keyless commands and admin walks rely on it being complete.
     children: list["RouteHandle"] = []
 
     def route(self, req, done: Done) -> None:
