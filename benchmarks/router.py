@@ -286,13 +286,7 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="pymc-router vs nutcracker vs direct memcached.")
-    ap.add_argument("--only", default=",".join(WORKLOADS),
-                    help=f"comma-separated subset of: {','.join(WORKLOADS)}")
-    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
-    ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each run (default 1)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement, best kept (default 1)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="extra runs while other processes disturb a measurement (default 1)")
+    run.add_run_options(ap, WORKLOADS)
     ap.add_argument("--router-cmd", default=f"{shlex.quote(sys.executable)} -m pymc.router",
                     help="pymc-router command (shell-split; -p PORT --config file:CONF is appended)")
     ap.add_argument("--nutcracker", default=shutil.which("nutcracker") or "/usr/sbin/nutcracker",
@@ -300,15 +294,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memcached", default="memcached", help="memcached binary (default memcached)")
     ap.add_argument("--json", metavar="OUT", default=str(DEFAULT_JSON),
                     help=f"results JSON (default {DEFAULT_JSON.relative_to(REPO)})")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    opts = ap.parse_args(argv)
-
-    only = [s.strip() for s in opts.only.split(",") if s.strip()]
-    bad = [s for s in only if s not in WORKLOADS]
-    if bad or not only:
-        ap.error(f"--only: unknown workload(s) {bad}; choose from {','.join(WORKLOADS)}")
-    if opts.duration <= 0 or opts.warmup < 0 or opts.repeat < 1 or opts.retries < 0:
-        ap.error("--duration must be > 0, --warmup >= 0, --repeat >= 1 and --retries >= 0")
+    opts, only = run.parse_run_options(ap, argv, WORKLOADS)
     router_cmd = shlex.split(opts.router_cmd)
     for what, path, hint in (("memcached", opts.memcached, "apt-get install memcached"),
                              ("nutcracker", opts.nutcracker, "apt-get install nutcracker"),

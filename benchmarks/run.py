@@ -625,29 +625,40 @@ def print_table(rows: list[dict], ref_label: str, cand_label: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def add_run_options(ap: argparse.ArgumentParser, workloads: list[str]) -> None:
+    """The options every benchmark script shares (measurement length, repeats, selection,
+    output); read them back with parse_run_options."""
+    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per workload (default 5)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each measurement (default 1)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each timed workload N times and keep the best (default 1)")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="extra runs of a timed measurement while other processes disturb it (default 1)")
+    ap.add_argument("--only", default=",".join(workloads),
+                    help=f"comma-separated subset of: {','.join(workloads)}")
+    ap.add_argument("--check", action="store_true", help="exit with status 1 if any target is missed")
+
+
+def parse_run_options(ap: argparse.ArgumentParser, argv, workloads: list[str]):
+    """(options, selected workloads), refusing bad values with a usage error."""
+    opts = ap.parse_args(argv)
+    only = [s.strip() for s in opts.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in workloads]
+    if bad or not only:
+        ap.error(f"--only: unknown workload(s) {bad}; choose from {','.join(workloads)}")
+    if opts.duration <= 0 or opts.warmup < 0 or opts.repeat < 1 or opts.retries < 0:
+        ap.error("--duration must be > 0, --warmup >= 0, --repeat >= 1 and --retries >= 0")
+    return opts, only
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Compare a memcached-compatible server with real memcached.")
     ap.add_argument("--server-cmd", default="pymc-server",
                     help="candidate server command (shell-split); run with -t 1 -m MB -p PORT -l 127.0.0.1 -U 0")
     ap.add_argument("--reference-cmd", default="memcached", help="reference server command (default memcached)")
-    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per workload (default 5)")
-    ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each measurement (default 1)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="run get50/mix50/pipelined/multiget100 N times each and keep the best (default 1)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="extra runs of a timed measurement while other processes disturb it (default 1)")
-    ap.add_argument("--only", default=",".join(WORKLOADS),
-                    help=f"comma-separated subset of: {','.join(WORKLOADS)}")
+    add_run_options(ap, WORKLOADS)
     ap.add_argument("--json", metavar="OUT", help="write all results as JSON to OUT")
-    ap.add_argument("--check", action="store_true", help="exit with status 1 if any target is missed")
-    opts = ap.parse_args(argv)
-
-    only = [s.strip() for s in opts.only.split(",") if s.strip()]
-    bad = [s for s in only if s not in WORKLOADS]
-    if bad or not only:
-        ap.error(f"--only: unknown workload(s) {bad}; choose from {','.join(WORKLOADS)}")
-    if opts.duration <= 0 or opts.warmup < 0 or opts.repeat < 1 or opts.retries < 0:
-        ap.error("--duration must be > 0, --warmup >= 0, --repeat >= 1 and --retries >= 0")
+    opts, only = parse_run_options(ap, argv, WORKLOADS)
 
     ref_cmd = shlex.split(opts.reference_cmd)
     cand_cmd = shlex.split(opts.server_cmd)
