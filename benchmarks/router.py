@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, LOG_DIR, PRELOAD_TIMEOUT, TIMED, BenchError, Server, StartError,
-    build_loadgen, fmt_num, free_port, is_noisy, log, measure, run_loadgen,
+    fmt_num, free_port, is_noisy, log, measure, run_loadgen,
 )
 
 BACKEND_CPU = run.SERVER_CPU   # memcached
@@ -303,13 +303,7 @@ def main(argv=None) -> int:
             print(f"error: {what} ({path!r}) not found: {hint}", file=sys.stderr)
             return 2
 
-    opts.pin = shutil.which("taskset") is not None and {0, 1} <= os.sched_getaffinity(0)
-    if not opts.pin:
-        log("warning: not pinning (needs taskset and CPUs 0 and 1); numbers will be noisier")
-    try:
-        build_loadgen()
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+    if not run.prepare_machine(opts):
         return 2
 
     signal.signal(signal.SIGTERM, _on_signal)

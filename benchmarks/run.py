@@ -651,6 +651,20 @@ def parse_run_options(ap: argparse.ArgumentParser, argv, workloads: list[str]):
     return opts, only
 
 
+def prepare_machine(opts) -> bool:
+    """Decide pinning (``opts.pin``) and build the load generator; False (with a message)
+    when the load generator cannot be built."""
+    opts.pin = shutil.which("taskset") is not None and {0, 1} <= os.sched_getaffinity(0)
+    if not opts.pin:
+        log("warning: not pinning (needs taskset and CPUs 0 and 1); numbers will be noisier")
+    try:
+        build_loadgen()
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Compare a memcached-compatible server with real memcached.")
     ap.add_argument("--server-cmd", default="pymc-server",
@@ -670,15 +684,7 @@ def main(argv=None) -> int:
             print(f"error: {role} server command {' '.join(cmd)!r} not found on PATH: {hint}", file=sys.stderr)
             return 2
 
-    ncpu = len(os.sched_getaffinity(0))
-    opts.pin = shutil.which("taskset") is not None and ncpu >= 2 and {0, 1} <= os.sched_getaffinity(0)
-    if not opts.pin:
-        log("warning: not pinning (needs taskset and CPUs 0 and 1); numbers will be noisier")
-
-    try:
-        build_loadgen()
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+    if not prepare_machine(opts):
         return 2
 
     started = time.time()
