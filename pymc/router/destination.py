@@ -151,10 +151,6 @@ class Destination:
     def pending(self) -> int:
         return len(self.waiting)
 
-    @property
-    def is_up(self) -> bool:
-        return self.state is UP
-
     def close(self) -> None:
         self._fail_all(ErrorReply("shutdown"))
         self._teardown()

@@ -59,10 +59,6 @@ def op_class(op: str) -> str:
     return "other"
 
 
-def is_get(req) -> bool:
-    return operation(req) in GETS
-
-
 def key_of(req) -> bytes:
     if type(req) is MetaRequest:
         return req.key

@@ -46,18 +46,6 @@ class RouterServer:
         self._dirty: list[ClientConn] = []
         self._flush_scheduled = False
 
-    # -- config -------------------------------------------------------------------------------
-
-    def apply(self, config: RouterConfig) -> None:
-        """Switch to a new config; the old destinations close once nothing uses them."""
-        old = self.config
-        self.config = config
-        self.root = config.root
-        self.stats.config_applied()
-        for key, destination in old.pools.destinations.items():
-            if config.pools.destinations.get(key) is not destination:
-                destination.close()
-
     # -- output ---------------------------------------------------------------------------------
 
     def schedule_flush(self, conn: ClientConn) -> None:

@@ -58,14 +58,6 @@ class RouterStats:
                 counts[op] += count
         return counts
 
-    def config_applied(self) -> None:
-        self.config_last_success = self.config_last_attempt = int(time.time())
-        self.configs_from_disk += 1
-
-    def config_failed(self) -> None:
-        self.config_failures += 1
-        self.config_last_attempt = int(time.time())
-
     # -- replies --------------------------------------------------------------------------------
 
     def reply(self, args) -> bytes:
