@@ -272,7 +272,11 @@ class Destination:
                     if word == b"END" and (reply.values or reply.number):
                         word = b"VALUE"
                 counts[word] = counts.get(word, 0) + 1
-                done(reply)
+                try:
+                    done(reply)
+                except Exception:  # noqa: BLE001 - the other waiting replies still go out
+                    logger.exception("internal error handling a reply from %s",
+                                     self.access_point)
         except ProtocolViolation as exc:
             self._broken("remote_error", str(exc))
 

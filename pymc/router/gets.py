@@ -164,8 +164,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
             return False
     slots = [conn.slot() for _ in lines]
     dones = [_filler(conn, slot, proxy, line) for slot, line in zip(slots, lines)]
-    counts = proxy.stats.by_command
-    counts[b"get"] = counts.get(b"get", 0) + len(lines)
+    proxy.stats.count(b"get", len(lines))
     if fixed is not None:
         fixed.destination.forward(data, [RAW_SINGLE_GET] * len(dones), dones)
         return True
@@ -199,8 +198,7 @@ def forward_get_line(proxy, conn, line: bytes) -> bool:
             return False
     slot = [None]
     conn.slots.append(slot)
-    counts = proxy.stats.by_command
-    counts[b"get"] = counts.get(b"get", 0) + 1
+    proxy.stats.count(b"get", 1)
     target.destination.send_get(line, _filler(conn, slot, proxy, line[:-2]))
     return True
 
@@ -238,8 +236,7 @@ def _forward_multi(proxy, conn, data: bytes) -> bool:
         return False
     slot = [None]
     conn.slots.append(slot)
-    counts = proxy.stats.by_command
-    counts[b"get"] = counts.get(b"get", 0) + len(keys)
+    proxy.stats.count(b"get", len(keys))
     _send_raw(proxy, conn, slot, Request(b"get", keys), target, wire=data)
     return True
 

@@ -81,6 +81,13 @@ class ClientConn:
             if data is not None:
                 self.close()
             return
+        try:
+            self.take(data)
+        except Exception:  # noqa: BLE001 - a bug must cost this connection, not hang it
+            logger.exception("internal error on a client connection; closing it")
+            self.close()
+
+    def take(self, data: bytes) -> None:
         proxy = self.proxy
         if data[:4] == b"get " and not self.parser.buffered and \
                 len(self.slots) < MAX_OUTSTANDING:
@@ -198,7 +205,7 @@ class Handlers:
 
     def __init__(self, proxy) -> None:
         self.proxy = proxy
-        self.counts = proxy.stats.by_command
+        self.counter = proxy.stats
 
     def table(self) -> dict:
         table = {}
@@ -221,13 +228,12 @@ class Handlers:
         return table
 
     def get(self, conn: ClientConn, req: Request) -> bool:
-        counts, command = self.counts, req.command
-        counts[command] = counts.get(command, 0) + len(req.keys)
+        self.counter.count(req.command, len(req.keys))
         retrieve(self.proxy, conn, req)
         return False
 
     def keyed(self, conn: ClientConn, req: Request) -> bool:
-        self.proxy.count(req.command, 1)
+        self.counter.count(req.command, 1)
         if req.noreply:
             req.noreply = False  # the backend answers; the client does not hear it
             self.proxy.root.route(req, ignore)
@@ -240,7 +246,7 @@ class Handlers:
         return False
 
     def meta(self, conn: ClientConn, req: MetaRequest) -> bool:
-        self.proxy.count(req.command, 1)
+        self.counter.count(req.command, 1)
         quiet = req.quiet
         routed = without_quiet(req)
         slot = conn.slot()
@@ -275,7 +281,7 @@ class Handlers:
         return False
 
     def flush_all(self, conn: ClientConn, req) -> bool:
-        self.proxy.count(b"flush_all", 1)
+        self.counter.count(b"flush_all", 1)
         if not self.proxy.options.enable_flush_cmd:
             if not req.noreply:
                 conn.fill(conn.slot(), b"SERVER_ERROR Command disabled\r\n")

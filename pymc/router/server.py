@@ -64,9 +64,6 @@ class RouterServer:
 
     # -- counters -----------------------------------------------------------------------------
 
-    def count(self, command: bytes, keys: int) -> None:
-        self.stats.count(command, keys)
-
     def stats_reply(self, args) -> bytes:
         return self.stats.reply(args)
 
