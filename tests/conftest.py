@@ -24,8 +24,9 @@ def free_port() -> int:
 class ServerProcess:
     """A pymc-server subprocess; stopped (by PID) when the test ends."""
 
-    def __init__(self, args: list[str], command: list[str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, args: list[str], command: list[str] | None = None,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         base = command or [sys.executable, "-m", "pymc.server"]
         self.argv = base + ["-p", str(self.port), "-l", "127.0.0.1"] + args
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -14,8 +14,7 @@ from .options import RouterOptions
 logger = logging.getLogger(__name__)
 
 #: mcrouter flags accepted for compatibility but without effect here (all take a value).
-IGNORED = ("num-proxies", "stats-root", "debug-fifo-root", "file-observer-poll-period-ms",
-           "file-observer-sleep-before-update-ms", "cross-region-timeout-ms",
+IGNORED = ("num-proxies", "stats-root", "debug-fifo-root", "cross-region-timeout-ms",
            "cross-cluster-timeout-ms", "within-cluster-timeout-ms", "stats-logging-interval",
            "fibers-max-pool-size", "fibers-stack-size", "max-client-outstanding-reqs",
            "async-dir", "log-path", "big-value-split-threshold", "reset-inactive-connection-interval",
@@ -53,12 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("-r", "--probe-timeout-initial", type=int, default=10000, metavar="MS")
     add("--probe-timeout-max", type=int, default=60000, metavar="MS")
     add("--disable-tko-tracking", action="store_true")
+    add("--target-max-pending-requests", type=int, default=100000, metavar="N",
+        help="requests one server may have waiting before more fail at once")
+    add("--max-async-requests", type=int, default=10000, metavar="N",
+        help="background requests (AllAsyncRoute, broadcasts, shadows) in flight before "
+             "more are dropped and counted (pymc's own bound)")
     add("--validate-config", nargs="?", const="exit", default="", choices=("exit", "run"),
         help="check the config; =exit (default) stops after, =run keeps running")
     add("--config-params", default="", help="name:value,... for %%name%% in the config")
     add("--enable-flush-cmd", action="store_true", help="route flush_all (disabled by default)")
     add("--disable-reload-configs", action="store_true")
     add("--reconfiguration-delay-ms", type=int, default=1000)
+    add("--file-observer-poll-period-ms", type=int, default=100, metavar="MS")
+    add("--file-observer-sleep-before-update-ms", type=int, default=1000, metavar="MS")
     add("-v", "--verbosity", type=int, default=0)
     add("-V", "--version", action="store_true")
     for name in IGNORED:
@@ -90,10 +96,15 @@ def options_from(args: argparse.Namespace) -> RouterOptions:
         probe_timeout_initial_ms=args.probe_timeout_initial,
         probe_timeout_max_ms=args.probe_timeout_max,
         disable_tko_tracking=args.disable_tko_tracking,
+        target_max_pending_requests=args.target_max_pending_requests,
+        max_async_requests=args.max_async_requests,
         validate_config=args.validate_config, config_params=parse_params(args.config_params),
         enable_flush_cmd=args.enable_flush_cmd,
         disable_reload_configs=args.disable_reload_configs,
-        reconfiguration_delay_ms=args.reconfiguration_delay_ms, verbosity=args.verbosity)
+        reconfiguration_delay_ms=args.reconfiguration_delay_ms,
+        file_observer_poll_period_ms=args.file_observer_poll_period_ms,
+        file_observer_sleep_before_update_ms=args.file_observer_sleep_before_update_ms,
+        verbosity=args.verbosity)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,8 @@ class RouterConfig:
     preprocessed: dict
     path: str = ""
     loaded_at: float = field(default_factory=time.time)
+    #: files read through @import (absolute paths), watched for reloads with ``path``
+    imports: list[str] = field(default_factory=list)
 
 
 def config_source(options: RouterOptions) -> tuple[str, str]:
@@ -58,7 +60,9 @@ def config_source(options: RouterOptions) -> tuple[str, str]:
 
 
 def load(options: RouterOptions, loop=None, text: str | None = None,
-         path: str | None = None) -> RouterConfig:
+         path: str | None = None, previous: RouterConfig | None = None) -> RouterConfig:
+    """Read and build the config; with ``previous`` (a reload) its destinations are reused
+    for the servers that remain."""
     if text is None:
         text, path = config_source(options)
     path = path or ""
@@ -66,8 +70,12 @@ def load(options: RouterOptions, loop=None, text: str | None = None,
     if not isinstance(raw, dict):
         raise ConfigError("Config is not an object")
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    expanded = preprocess(raw, global_params(options), _import_resolver(base))
-    return build(expanded, options, loop, text, path)
+    imports: list[str] = []
+    expanded = preprocess(raw, global_params(options), _import_resolver(base, imports))
+    config = build(expanded, options, loop, text, path,
+                   previous.pools if previous is not None else None)
+    config.imports = imports
+    return config
 
 
 def global_params(options: RouterOptions) -> dict:
@@ -88,14 +96,18 @@ def global_params(options: RouterOptions) -> dict:
 
 
 def build(config: dict, options: RouterOptions, loop=None, text: str = "",
-          path: str = "") -> RouterConfig:
-    pools = Pools(config.get("pools"), options, loop)
-    factory = RouteFactory(pools, options=options)
-    _named_handles(factory, config.get("named_handles"))
-    routes = _route_trees(factory, config)
-    default = normalize_prefix(options.route_prefix)
-    if default not in routes:
-        raise ConfigError(f"invalid default route: {default}")
+          path: str = "", previous_pools: Pools | None = None) -> RouterConfig:
+    pools = Pools(config.get("pools"), options, loop, previous_pools)
+    try:
+        factory = RouteFactory(pools, options=options)
+        _named_handles(factory, config.get("named_handles"))
+        routes = _route_trees(factory, config)
+        default = normalize_prefix(options.route_prefix)
+        if default not in routes:
+            raise ConfigError(f"invalid default route: {default}")
+    except BaseException:
+        pools.discard_new()
+        raise
     root = RootRoute(RouteMap(routes, default, options.send_invalid_route_to_default))
     return RouterConfig(root, routes, pools, text,
                         hashlib.md5(text.encode()).hexdigest(), config, path)
@@ -151,9 +163,11 @@ def _route_trees(factory: RouteFactory, config: dict) -> dict[str, RouteHandle]:
     return trees
 
 
-def _import_resolver(base: str):
+def _import_resolver(base: str, seen: list[str]):
     def resolve(name: str) -> str:
         path = name if os.path.isabs(name) else os.path.join(base, name)
+        if path not in seen:
+            seen.append(path)
         try:
             with open(path, encoding="utf-8") as handle:
                 return handle.read()

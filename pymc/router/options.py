@@ -31,11 +31,15 @@ class RouterOptions:
     probe_timeout_initial_ms: int = 10000
     probe_timeout_max_ms: int = 60000
     disable_tko_tracking: bool = False
+    target_max_pending_requests: int = 100000
+    max_async_requests: int = 10000
     validate_config: str = ""
     config_params: dict = field(default_factory=dict)
     enable_flush_cmd: bool = False
     disable_reload_configs: bool = False
     reconfiguration_delay_ms: int = 1000
+    file_observer_poll_period_ms: int = 100
+    file_observer_sleep_before_update_ms: int = 1000
     host_id: int = field(default_factory=default_host_id)
     verbosity: int = 0
 

@@ -1,6 +1,8 @@
 """Pools: the config's ``pools`` section, inline pools, ``inherit``, and the destinations they
 become. One Destination per (server, timeouts) is shared by every pool and route naming it, as
-mcrouter shares its ProxyDestinations.
+mcrouter shares its ProxyDestinations. A reloaded config is built with the previous one's
+destinations (``Pools(..., previous=old)``), so servers that stay keep their connections and
+TKO state.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ import logging
 from dataclasses import dataclass, field
 
 from .access_point import AccessPoint, parse_access_point
-from .destination import Destination
+from .destination import Destination, DestinationPolicy
 from .jsonc import ConfigError
+from .tko import TkoTrackers
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,8 @@ class Pool:
 
 
 class Pools:
-    def __init__(self, pools_json: dict | None, options, loop=None) -> None:
+    def __init__(self, pools_json: dict | None, options, loop=None,
+                 previous: "Pools | None" = None) -> None:
         if pools_json is not None and not isinstance(pools_json, dict):
             raise ConfigError("config: 'pools' is not an object")
         self._json: dict[str, dict] = dict(pools_json or {})
@@ -33,6 +37,17 @@ class Pools:
         self.loop = loop
         self.built: dict[str, Pool] = {}
         self.destinations: dict[tuple, Destination] = {}
+        self.previous = previous.destinations if previous is not None else {}
+        if previous is not None:
+            self.trackers = previous.trackers
+        else:
+            clock = loop.now if loop is not None else _no_clock
+            self.trackers = TkoTrackers(options.timeouts_until_tko, clock)
+        self.policy = DestinationPolicy(
+            probe_initial_ms=options.probe_timeout_initial_ms,
+            probe_max_ms=options.probe_timeout_max_ms,
+            tko_enabled=not options.disable_tko_tracking,
+            max_pending=options.target_max_pending_requests)
 
     # -- JSON -----------------------------------------------------------------------------------
 
@@ -118,9 +133,34 @@ class Pools:
         key = (ap, timeout_ms, connect_timeout_ms)
         destination = self.destinations.get(key)
         if destination is None:
-            destination = Destination(ap, self.loop, timeout_ms, connect_timeout_ms)
+            destination = self.previous.get(key)
+            if destination is None:
+                destination = Destination(ap, self.loop, timeout_ms, connect_timeout_ms,
+                                          self.trackers.get(str(ap)), self.policy)
+            else:
+                destination.policy = self.policy
             self.destinations[key] = destination
         return destination
+
+    def discard_new(self) -> None:
+        """A config that failed to build: drop the destinations it made (never connected)."""
+        for key, destination in self.destinations.items():
+            if self.previous.get(key) is not destination:
+                destination.close()
+        self.destinations = {}
+
+    def retire_unused(self) -> int:
+        """Retire the previous config's destinations this one no longer names (after the
+        swap: they close once their requests in flight are answered); returns how many."""
+        gone = [d for key, d in self.previous.items() if key not in self.destinations]
+        for destination in gone:
+            destination.retire()
+        self.previous = {}
+        return len(gone)
+
+
+def _no_clock() -> float:
+    return 0.0
 
 
 def _milliseconds(json: dict, key: str, default: int) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .keys import RoutedKey
 from .ops import key_of
 from .results import ErrorReply
-from .routes.base import RouteHandle, ignore
+from .routes.base import RouteHandle, in_background
 
 BROADCAST = "/*/*/"
 FALLBACK_CLUSTER = "fallback"
@@ -130,7 +130,7 @@ class RootRoute(RouteHandle):
             done(ErrorReply("local_error", NO_ROUTE))
         else:
             for other in targets[1:]:
-                other.route(req, ignore)
+                in_background(other, req)
             targets[0].route(req, done)
 
     def resolve(self, op: str, key: bytes):

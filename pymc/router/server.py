@@ -17,6 +17,8 @@ from .config import RouterConfig, load
 from .options import RouterOptions
 from ..sockets import listen_tcp, split_hosts
 from .proxy import ClientConn, Handlers
+from .reload import ConfigWatcher
+from .routes.base import BACKGROUND
 from .stats import RouterStats
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class RouterServer:
     def __init__(self, options: RouterOptions, config: RouterConfig | None = None) -> None:
         self.options = options
         self.loop = gevent.get_hub().loop
+        BACKGROUND.limit = options.max_async_requests
         self.config = config if config is not None else load(options, self.loop)
         self.root = self.config.root
         self.version = VERSION
@@ -45,6 +48,7 @@ class RouterServer:
         self._stopped = gevent.event.Event()
         self._dirty: list[ClientConn] = []
         self._flush_scheduled = False
+        self.watcher: ConfigWatcher | None = None
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -72,6 +76,20 @@ class RouterServer:
     def start(self) -> None:
         for host in split_hosts(self.options.listen_addresses):
             self._listen(host, self.port)
+        options = self.options
+        if not options.disable_reload_configs:
+            self.watcher = ConfigWatcher(
+                self, options.file_observer_poll_period_ms,
+                options.file_observer_sleep_before_update_ms + options.reconfiguration_delay_ms)
+            self.watcher.start()
+
+    def apply_config(self, config: RouterConfig) -> None:
+        """Route every later request with ``config``; close the servers it dropped."""
+        self.config = config
+        self.root = config.root
+        retired = config.pools.retire_unused()
+        if retired:
+            logger.info("%d server(s) left the config", retired)
 
     def _listen(self, host: str, port: int) -> None:
         sock = listen_tcp(host, port, 1024)
@@ -103,6 +121,8 @@ class RouterServer:
         self._stopped.wait()
 
     def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         for sock, watcher in self.listeners:
             watcher.stop()
             watcher.close()

@@ -14,6 +14,7 @@ import time
 import psutil
 
 from .results import ERRORS
+from .routes.base import BACKGROUND
 
 #: Operation names counted as cmd_<op>_count (mcrouter's request groups).
 OPERATIONS = ("add", "append", "cas", "decr", "delete", "flushall", "gat", "gats", "get",
@@ -99,6 +100,8 @@ class RouterStats:
             ("num_servers_down", states["down"]), ("num_servers_closed", states["closed"]),
             ("num_suspect_servers", len(self.suspect_lines())),
         ]
+        soft, hard = self.tko_counts()
+        pairs += [("num_soft_tko_count", soft), ("num_hard_tko_count", hard)]
         if detailed:
             pairs += [("num_client_connections", len(server.connections)),
                       ("num_connections_opened", self.connections_opened)]
@@ -108,6 +111,8 @@ class RouterStats:
             ("proxy_reqs_processing", sum(len(c.slots) for c in server.connections.values())),
             ("proxy_reqs_waiting", 0),
             ("dev_null_requests", _dev_null_requests()),
+            ("async_requests_inflight", BACKGROUND.inflight),
+            ("async_requests_dropped", BACKGROUND.dropped),
             ("destination_pending_reqs", sum(d.pending for d in destinations)),
             ("destination_inflight_reqs", sum(d.pending for d in destinations)),
             ("duration_us", round(_avg_latency_us(destinations), 3)),
@@ -148,10 +153,9 @@ class RouterStats:
             stats = destination.stats
             text = (f"avg_latency_us:{stats.avg_latency_us:.3f} "
                     f"pending_reqs:{destination.pending} inflight_reqs:{destination.pending}")
-            tko = getattr(destination, "tko", None)
-            if tko is not None and getattr(tko, "is_hard", False):
+            if destination.tko.is_hard:
                 text += " hard_tko; "
-            elif tko is not None and getattr(tko, "is_soft", False):
+            elif destination.tko.is_soft:
                 text += " soft_tko; "
             text += f" {_state(destination)}:1"
             first = True
@@ -162,17 +166,22 @@ class RouterStats:
         return pairs
 
     def suspect_lines(self) -> list[tuple[str, object]]:
-        pairs = []
-        for destination in self.server.config.pools.destinations.values():
-            tko = getattr(destination, "tko", None)
-            if tko is not None and getattr(tko, "failures", 0):
-                status = "tko" if getattr(tko, "is_tko", False) else "down"
-                pairs.append((str(destination.access_point),
-                              f"status:{status} num_failures:{tko.failures}"))
-        return pairs
+        """mcrouter's ``stats suspect_servers``: servers with failures since their last good
+        reply, TKO or not yet."""
+        return [(tracker.key, f"status:{'tko' if tracker.is_tko else 'down'} "
+                              f"num_failures:{tracker.consecutive_failures}")
+                for tracker in self.server.config.pools.trackers.suspects()]
+
+    def tko_counts(self) -> tuple[int, int]:
+        """(soft, hard) TKO servers."""
+        trackers = self.server.config.pools.trackers.by_key.values()
+        return (sum(t.is_soft for t in trackers), sum(t.is_hard for t in trackers))
 
 
 def _state(destination) -> str:
+    """mcrouter's destination states: a TKO server is down whatever its socket does."""
+    if destination.tko.is_tko:
+        return "down"
     return {"new": "new", "connecting": "new", "up": "up", "closed": "closed"}.get(
         destination.state, "down")
 

@@ -5,18 +5,34 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ServerProcess
 
 
+#: Figures tests measure but do not assert (latencies), shown in the terminal summary.
+MEASUREMENTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("router measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
+
+
 class RouterProcess(ServerProcess):
     """pymc-router with ``config`` (a dict, written to a file) and extra flags."""
 
     def __init__(self, config, args: list[str], tmp_path) -> None:
-        self.config_path = tmp_path / f"mcrouter-{id(self)}.json"
-        self.config_path.write_text(config if isinstance(config, str) else json.dumps(config))
+        if isinstance(config, Path):
+            self.config_path = config  # an existing file (or symlink), used as it is
+        else:
+            self.config_path = tmp_path / f"mcrouter-{id(self)}.json"
+            self.config_path.write_text(config if isinstance(config, str)
+                                        else json.dumps(config))
         super().__init__(["--config", f"file:{self.config_path}", *args],
                          command=[sys.executable, "-m", "pymc.router"])
 

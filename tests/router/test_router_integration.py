@@ -162,7 +162,7 @@ def test_bad_commands_get_memcached_errors(client):
     assert client.call(b"get " + b"k" * 251 + b"\r\n").startswith(b"CLIENT_ERROR")
 
 
-def test_dead_backend_gives_connection_error_and_others_still_work(start_router, tmp_path):
+def test_dead_backend_gives_connection_error_then_tko_and_others_still_work(start_router):
     live = ServerProcess([])
     try:
         dead_port = live.port + 1 if live.port < 65000 else live.port - 1
@@ -175,9 +175,13 @@ def test_dead_backend_gives_connection_error_and_others_still_work(start_router,
         live_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 0)
         assert c.call(b"set %s 0 0 1\r\nx\r\n" % dead_key) == b"SERVER_ERROR connection error\r\n"
         assert c.call(b"set %s 0 0 1\r\nx\r\n" % live_key) == b"STORED\r\n"
+        # the refused connect made the server hard TKO: fast-fail with mcrouter's reason;
         # the first error among the keys replaces END, as mcrouter's multi-op does
+        unavailable = b"SERVER_ERROR Server unavailable. Reason: mc_res_connect_error\r\n"
         assert c.until_end(b"get %s %s\r\n" % (live_key, dead_key)) == \
-            b"VALUE %s 0 1\r\nx\r\nSERVER_ERROR connection error\r\n" % live_key
+            b"VALUE %s 0 1\r\nx\r\n" % live_key + unavailable
+        assert c.until_end(b"stats suspect_servers\r\n") == \
+            b"STAT 127.0.0.1:%d status:tko num_failures:2\r\nEND\r\n" % dead_port
         c.close()
     finally:
         live.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..results import default_reply
 from .all_sync import child_list
-from .base import RouteHandle, ignore, register
+from .base import RouteHandle, in_background, register
 
 
 class AllAsyncRoute(RouteHandle):
@@ -18,7 +18,7 @@ class AllAsyncRoute(RouteHandle):
 
     def route(self, req, done) -> None:
         for child in self.children:
-            child.route(req, ignore)
+            in_background(child, req)
         done(default_reply(req))
 
 

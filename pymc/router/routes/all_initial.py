@@ -6,7 +6,7 @@ are dropped.
 from __future__ import annotations
 
 from .all_sync import child_list
-from .base import RouteHandle, collapse, ignore, register
+from .base import RouteHandle, collapse, in_background, register
 
 
 class AllInitialRoute(RouteHandle):
@@ -19,7 +19,7 @@ class AllInitialRoute(RouteHandle):
         first, *rest = self.children
         first.route(req, done)
         for child in rest:
-            child.route(req, ignore)
+            in_background(child, req)
 
 
 @register("AllInitialRoute")

@@ -98,3 +98,34 @@ class Gather:
 
 def ignore(reply) -> None:
     """``done`` for requests whose reply nobody waits for (async fan-out, shadows)."""
+
+
+class BackgroundWork:
+    """Requests routed for their side effects only (AllAsyncRoute, the non-default targets of
+    a broadcast, shadows, warm-up fills). Their number in flight is bounded so a hanging
+    backend cannot make them pile up: past ``limit`` a request is dropped and counted."""
+
+    __slots__ = ("limit", "inflight", "dropped")
+
+    def __init__(self, limit: int = 10000) -> None:
+        self.limit = limit
+        self.inflight = 0
+        self.dropped = 0
+
+    def route(self, handle: "RouteHandle", req) -> None:
+        if self.inflight >= self.limit:
+            self.dropped += 1
+            return
+        self.inflight += 1
+        handle.route(req, self._finished)
+
+    def _finished(self, reply) -> None:
+        self.inflight -= 1
+
+
+#: The router's one bound for background requests (the server sets ``limit`` from options).
+BACKGROUND = BackgroundWork()
+
+
+def in_background(handle: "RouteHandle", req) -> None:
+    BACKGROUND.route(handle, req)

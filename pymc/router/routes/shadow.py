@@ -25,7 +25,7 @@ import random
 from ..hashing import spooky32
 from ..keys import routing_key
 from ...protocol.meta import MetaRequest
-from .base import RouteHandle, ignore, register
+from .base import RouteHandle, in_background, register
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class ShadowRoute(RouteHandle):
         # is on its way; sending the normal request first keeps that order.
         self.normal.route(req, done)
         for target in chosen:
-            target.route(req, ignore)
+            in_background(target, req)
 
 
 def _pair(value, kind) -> tuple | None:

@@ -26,7 +26,7 @@ from ...protocol.messages import Request
 from ...protocol.meta import MetaRequest, MetaReply
 from ..ops import key_of, operation
 from ..results import is_hit
-from .base import RouteHandle, ignore, register
+from .base import RouteHandle, in_background, register
 
 
 def add_request(key: bytes, flags: int, data: bytes, exptime: int) -> Request:
@@ -77,7 +77,7 @@ class WarmUpRoute(RouteHandle):
             value = _value_of(reply) if is_hit(reply) else None
             if value is not None:
                 add = add_request(key_of(req), value[0], value[1], self.exptime)
-                self.cold.route(add, ignore)
+                in_background(self.cold, add)
 
         self.cold.route(req, cold_answered)
 

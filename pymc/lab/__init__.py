@@ -1,0 +1,1 @@
+"""The lab: tools that put real pymc processes under controlled network faults."""
