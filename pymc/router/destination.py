@@ -109,7 +109,7 @@ class Destination:
         self.timeout = timeout_ms / 1000.0
         self.connect_timeout = (connect_timeout_ms if connect_timeout_ms is not None
                                 else timeout_ms) / 1000.0
-        self.policy = policy or DestinationPolicy()
+        self.set_policy(policy or DestinationPolicy())
         self.tko = tracker or TkoTracker(str(access_point), 3, loop.now)
         self.tko.listeners.append(self)
         self.state = NEW
@@ -163,13 +163,17 @@ class Destination:
 
     def send_get(self, line: bytes, done) -> None:
         """forward() of one client ``get <key>`` line, the hot path, kept lean."""
-        if not self.ready or len(self.waiting) >= self.policy.max_pending:
+        if not self.ready or len(self.waiting) >= self.max_pending:
             self.forward(line, [RAW_SINGLE_GET], [done])
             return
         self.parser.expect((RAW_SINGLE_GET,))
         now = self.loop.now()
         self.waiting.append((done, now + self.timeout, None))
         self._queued(line, 1, now)
+
+    def set_policy(self, policy: DestinationPolicy) -> None:
+        self.policy = policy
+        self.max_pending = policy.max_pending  # read on the hot path
 
     def _send_now(self, req, done) -> None:
         if self._connected((done,)):
@@ -180,10 +184,10 @@ class Destination:
 
     def _admit(self, dones) -> bool:
         """False (every ``done`` answered ``local_error``) when the queues are full."""
-        if len(self.waiting) + len(dones) <= self.policy.max_pending and \
+        if len(self.waiting) + len(dones) <= self.max_pending and \
                 self.out_bytes + len(self.unsent) <= MAX_UNSENT:
             return True
-        reply = ErrorReply("local_error", f"Max pending requests ({self.policy.max_pending}) "
+        reply = ErrorReply("local_error", f"Max pending requests ({self.max_pending}) "
                                           f"reached for destination \"{self.access_point}\".")
         self._answer_all(dones, reply)
         return False

@@ -138,7 +138,7 @@ class Pools:
                 destination = Destination(ap, self.loop, timeout_ms, connect_timeout_ms,
                                           self.trackers.get(str(ap)), self.policy)
             else:
-                destination.policy = self.policy
+                destination.set_policy(self.policy)
             self.destinations[key] = destination
         return destination
 

@@ -293,3 +293,85 @@ def test_all_async_work_is_bounded_and_drops_are_counted(start_router):
         c.close()
     finally:
         silent.close()
+
+
+def test_route_admin_shows_the_gutter_for_a_tko_shard(servers, start_router):
+    main = servers(2)
+    gutter = servers(1)
+    router = start_router(gutter_config(main, gutter), "-r", "60000")
+    key = keys_by_shard(50, 2)[0][0]
+    assert router.admin("route(set,%s)" % key.decode()).decode() == \
+        "127.0.0.1:%d" % main[0].port
+    c = router.connect()
+    assert c.call(b"set %s 0 0 1\r\nx\r\n" % key) == b"STORED\r\n"
+    main[0].proc.kill()
+    main[0].proc.wait()
+    wait_for(lambda: b"status:tko" in suspects(router), what="TKO")
+    assert router.admin("route(set,%s)" % key.decode()).decode() == \
+        "127.0.0.1:%d" % gutter[0].port
+    c.close()
+
+
+@pytest.fixture
+def fault_proxies():
+    from pymc.lab.fault_proxy import FaultProxyProcess
+    started = []
+
+    def start(upstream: ServerProcess):
+        proxy = FaultProxyProcess("127.0.0.1:%d" % upstream.port).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+def test_slow_backend_times_out_only_beyond_the_server_timeout(servers, start_router,
+                                                               fault_proxies):
+    backend, = servers(1)
+    proxy = fault_proxies(backend)
+    router = start_router({"pools": {"A": {"servers": [proxy.address]}},
+                           "route": "PoolRoute|A"},
+                          "-t", "300", "--timeouts-until-tko", "2", "-r", "200",
+                          "--probe-timeout-max", "400")
+    c = router.connect()
+    assert c.call(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
+    assert proxy.command("slow 100") == "OK"
+    start = time.monotonic()
+    assert c.until_end(b"get k\r\n") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
+    assert time.monotonic() - start >= 0.09
+    assert proxy.command("slow 600") == "OK"
+    assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
+    assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
+    assert UNAVAILABLE.fullmatch(c.until_end(b"get k\r\n")).group(1) == b"timeout"
+    assert proxy.command("pass") == "OK"
+    wait_for(lambda: suspects(router) == b"END\r\n", what="probes to clear the TKO")
+    assert c.until_end(b"get k\r\n") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
+    c.close()
+
+
+def test_flapping_shard_goes_to_gutter_and_back_each_time(servers, start_router,
+                                                          fault_proxies):
+    main_server, other = servers(2)
+    gutter = servers(1)
+    proxy = fault_proxies(main_server)
+    config = {"pools": {"main": {"servers": [proxy.address, "127.0.0.1:%d" % other.port]},
+                        "gutter": pool(gutter)},
+              "route": {"type": "FailoverWithExptimeRoute", "normal": "PoolRoute|main",
+                        "failover": "PoolRoute|gutter", "failover_exptime": 60,
+                        "failover_errors": ["tko"]}}
+    router = start_router(config, "-r", "100", "--probe-timeout-max", "200", "-t", "500")
+    key = keys_by_shard(50, 2)[0][0]
+    c = router.connect()
+    for cycle in range(3):
+        assert c.call(b"set %s 0 0 1\r\n%d\r\n" % (key, cycle)) == b"STORED\r\n"
+        assert proxy.command("refuse") == "OK"  # resets the router's connection too
+        wait_for(lambda: b"status:tko" in suspects(router), what="TKO")
+        assert c.call(b"set %s 0 0 1\r\ng\r\n" % key) == b"STORED\r\n"
+        assert c.until_end(b"get %s\r\n" % key) == b"VALUE %s 0 1\r\ng\r\nEND\r\n" % key
+        assert proxy.command("heal") == "OK"
+        wait_for(lambda: suspects(router) == b"END\r\n", what="the TKO to clear")
+        assert c.until_end(b"get %s\r\n" % key) == \
+            b"VALUE %s 0 1\r\n%d\r\nEND\r\n" % (key, cycle)
+    c.close()

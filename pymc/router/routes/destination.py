@@ -3,7 +3,8 @@
 It strips the routing prefix from the key unless the pool keeps it (``keep_routing_prefix``).
 While ``RECORDER`` is set (``__mcrouter__.route(op,key)``) nothing is sent: the destination is
 recorded and the default reply returned, so the route tree behaves as if every server answered
-normally.
+normally — except a TKO server, which answers its fast-fail error first (as in mcrouter), so
+the recording shows where failover sends the request.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class DestinationRoute(RouteHandle):
 
     def route(self, req, done) -> None:
         if RECORDER is not None:
+            if self.destination.tko.is_tko:
+                self.destination.send(req, done)  # answered at once, nothing sent
+                return
             RECORDER.append(self.destination)
             done(default_reply(req))
             return
