@@ -235,7 +235,11 @@ def wait_count(ctl: Control, pred, timeout: float) -> tuple[int, float]:
     deadline = t0 + timeout
     last = None
     while True:
-        c = ctl.count()
+        try:
+            c = ctl.count()
+        except (OSError, KeyError, ValueError) as e:
+            raise BenchError(f"the router did not answer `stats detailed` on the control connection "
+                             f"({type(e).__name__}: {e}); last count {last}") from e
         if pred(c):
             return c, time.monotonic() - t0
         if c != last:
@@ -386,12 +390,13 @@ def measure_active(label: str, router: Server, backend: Server, opts, seed: int)
 
 
 def open_idle(n: int, router: Server, ctl: Control, base: int, sample_every: int,
-              socks: list) -> dict:
+              socks: list, info: dict) -> None:
     """Open ``n`` connections into ``socks`` (the caller closes them) in batches of BATCH; after
     each batch, a `version` round trip on every ``sample_every``-th new connection and a wait
-    until the router's count includes the whole batch."""
-    info = {"requested": n, "opened": 0, "connect_errors": 0, "version_ok": 0, "version_failed": 0,
-            "batches": [], "max_accept_wait_s": 0.0}
+    until the router's count includes the whole batch.  Figures go into ``info`` as they come
+    (so a failure keeps what was measured up to it)."""
+    info.update({"requested": n, "opened": 0, "connect_errors": 0, "version_ok": 0,
+                 "version_failed": 0, "batches": [], "max_accept_wait_s": 0.0})
     failures: list[str] = []
     t0 = time.monotonic()
     last_line = 0.0
@@ -428,6 +433,8 @@ def open_idle(n: int, router: Server, ctl: Control, base: int, sample_every: int
             except OSError as e:
                 failures.append(f"conn #{i + 1}: version -> {type(e).__name__}: {e}")
             info["version_failed"] += 1
+        if failures:
+            info["version_failures"] = failures[:10]
         count, waited = wait_count(ctl, lambda c: c - base >= len(socks), ACCEPT_TIMEOUT)
         info["max_accept_wait_s"] = max(info["max_accept_wait_s"], round(waited, 3))
         info["batches"].append({"open": len(socks), "connect_s": round(tc - tb, 4),
@@ -451,9 +458,6 @@ def open_idle(n: int, router: Server, ctl: Control, base: int, sample_every: int
     elapsed = time.monotonic() - t0
     info.update(opened=len(socks), seconds=round(elapsed, 3), connect_seconds=round(connect_s, 3),
                 conns_per_sec=len(socks) / elapsed if elapsed > 0 else None)
-    if failures:
-        info["version_failures"] = failures[:10]
-    return info
 
 
 def live_requests(socks: list, fraction: float) -> dict:
@@ -511,8 +515,9 @@ def judge(report: dict, only: list[str]) -> list[tuple[str, bool | None, str]]:
                    bool(n) and conns.get("opened") == n and (accepted or 0) >= n
                    and conns.get("version_failed", 1) == 0,
                    f"opened {fmt_num(conns.get('opened'))}/{fmt_num(n)}, router count above base "
-                   f"{fmt_num(accepted)}, version samples ok {conns.get('version_ok')}"
-                   f"/{(conns.get('version_ok') or 0) + (conns.get('version_failed') or 0)}"))
+                   f"{fmt_num(accepted)}, version samples ok {conns.get('version_ok') or 0}"
+                   f"/{(conns.get('version_ok') or 0) + (conns.get('version_failed') or 0)}"
+                   + (f"; {conns['failed']}" if conns.get("failed") else "")))
     live = conns.get("live") or {}
     if live.get("sent"):
         checks.append(("idle connections live", live.get("failed") == 0,
@@ -524,7 +529,7 @@ def judge(report: dict, only: list[str]) -> list[tuple[str, bool | None, str]]:
         good = bool(r) and "failed" not in r and r.get("errors") == 0 and r.get("misses") == 0 \
             and (r.get("requests") or 0) > 0
         detail = r.get("failed") or (f"{fmt_num(r.get('requests'))} requests, errors {r.get('errors')}, "
-                                     f"misses {r.get('misses')}")
+                                     f"misses {r.get('misses')}" if r else "not reached")
         checks.append((f"active client served ({ph})", good, detail))
     b, h = phases.get("baseline") or {}, phases.get("held") or {}
     if b.get("p99_us") and h.get("p99_us") is not None:
@@ -575,7 +580,11 @@ def print_summary(report: dict, checks) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
-    if conns.get("opened"):
+    if conns.get("failed"):
+        print(f"  connections: FAILED after {fmt_num(conns.get('opened'))} of {fmt_num(n)} "
+              f"(router count {fmt_num((conns.get('batches') or [{}])[-1].get('router_count'))}): "
+              f"{conns['failed']}")
+    elif conns.get("opened"):
         print(f"  connections: {fmt_num(conns['opened'])} opened in {conns.get('seconds', 0):.1f}s "
               f"({fmt_num(conns.get('conns_per_sec'))}/s; longest wait for the router to accept a batch "
               f"{conns.get('max_accept_wait_s')}s), router num_client_connections {fmt_num(conns.get('max_router_count'))} "
@@ -663,7 +672,8 @@ def main(argv=None) -> int:
     report: dict = {"meta": {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "cpus": os.cpu_count(),
         "pinned": opts.pin, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
-        "backend": os.path.basename(backend_cmd[0]) if backend_cmd[0] != sys.executable else "pymc-server",
+        "backend": ("pymc-server" if "pymc.server" in backend_cmd or "pymc-server" in backend_cmd[0]
+                    else os.path.basename(backend_cmd[0])),
         "backend_cmd": backend_cmd + ["-t", "1", "-m", "64", "-p", "PORT", "-l", HOST, "-U", "0"],
         "router_cmd": router_cmd + ["-p", "PORT", "--config", "file:CONF"],
         "router_config": {"pools": {"A": {"servers": [f"{HOST}:BACKENDPORT"]}}, "route": "PoolRoute|A"},
@@ -705,6 +715,10 @@ def main(argv=None) -> int:
             pass
         log(f"[pymc-router] pid {report['meta'].get('router_pid')}, open files limit "
             f"{report['meta'].get('router_rlimit_nofile')}; this process {list(limits)}")
+        rl = report["meta"].get("router_rlimit_nofile")
+        if rl and rl[0] != resource.RLIM_INFINITY and rl[0] < opts.connections + 16:
+            log(f"[pymc-router] WARNING: the router may open only {rl[0]} files, fewer than the "
+                f"{opts.connections:,} connections asked for; expect accept failures")
         ctl = Control(router.port)
 
         if "baseline" in only:
@@ -726,9 +740,9 @@ def main(argv=None) -> int:
         log(f"[idle] opening {opts.connections:,} connections in batches of {BATCH} "
             f"(router count now {base}, RSS {mem['rss_before_mb'] or 0:.1f} MB) ...")
         try:
-            conns.update(open_idle(opts.connections, router, ctl, base, opts.sample_every, socks))
-        except BenchError as e:
-            conns["failed"] = str(e)
+            open_idle(opts.connections, router, ctl, base, opts.sample_every, socks, conns)
+        except (BenchError, OSError) as e:
+            conns["failed"] = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
             raise
         finally:
             conns["opened"] = len(socks)
@@ -786,8 +800,9 @@ def main(argv=None) -> int:
         print(f"\nerror: {e}", file=sys.stderr)
         exit_code = 2
     except (BenchError, OSError, KeyError, ValueError) as e:
-        print(f"\nerror: {type(e).__name__}: {e}", file=sys.stderr)
-        report["error"] = f"{type(e).__name__}: {e}"
+        msg = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
+        print(f"\nerror: {msg}", file=sys.stderr)
+        report["error"] = msg
         exit_code = 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -3,7 +3,15 @@ reads into one shared buffer. Plain sockets; the shells own the gevent watchers.
 
 from __future__ import annotations
 
+import errno
+import logging
+import resource
 import socket
+
+logger = logging.getLogger(__name__)
+
+#: How long a shell stops accepting when the process is out of file descriptors.
+ACCEPT_PAUSE = 0.1
 
 RECV_BYTES = 256 * 1024
 # One buffer for every read in the process (the shells are single-threaded and copy out at
@@ -44,3 +52,31 @@ def listen_tcp(host: str, port: int, backlog: int) -> socket.socket:
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def out_of_files(exc: OSError) -> bool:
+    return exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
+def pause_accepting(loop, watcher, resume) -> object:
+    """Out of file descriptors: the listening socket stays readable, so watching it would spin
+    at full CPU. Stop for ACCEPT_PAUSE (memcached pauses accepts too), then ``resume()``.
+    Returns the timer; the caller keeps it."""
+    watcher.stop()
+    timer = loop.timer(ACCEPT_PAUSE)
+    timer.start(resume)
+    return timer
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit (each client connection is one file);
+    returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft

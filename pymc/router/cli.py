@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in IGNORED + IGNORED_SWITCHES:
         if getattr(args, name.replace("-", "_")) not in (None, False):
             logger.debug("--%s is accepted for mcrouter compatibility and ignored", name)
+    from ..sockets import raise_open_files_limit
     try:
         options = options_from(args)
         from .config import load
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print("config is valid")
             return 0
         from .server import RouterServer
+        raise_open_files_limit()
         server = RouterServer(options)
     except ConfigError as exc:
         print(f"pymc-router: bad config: {exc}", file=sys.stderr)

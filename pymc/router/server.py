@@ -15,7 +15,7 @@ from .. import __version__
 from .admin import Admin
 from .config import RouterConfig, load
 from .options import RouterOptions
-from ..sockets import listen_tcp, split_hosts
+from ..sockets import ACCEPT_PAUSE, listen_tcp, out_of_files, pause_accepting, split_hosts
 from .proxy import ClientConn, Handlers
 from .reload import ConfigWatcher
 from .routes.base import BACKGROUND
@@ -49,6 +49,8 @@ class RouterServer:
         self._dirty: list[ClientConn] = []
         self._flush_scheduled = False
         self.watcher: ConfigWatcher | None = None
+        self.accept_pauses = 0
+        self._accept_timer = None
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -105,13 +107,27 @@ class RouterServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                logger.error("accept failed: %s (raise ulimit -n if out of files)", exc)
+                if out_of_files(exc):
+                    self._pause_accepting(listener)
+                else:
+                    logger.error("accept failed: %s", exc)
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = ClientConn(self, sock, peer)
             self.connections[conn.fd] = conn
             self.stats.connections_opened += 1
+
+    def _pause_accepting(self, listener: socket.socket) -> None:
+        self.accept_pauses += 1
+        if self.accept_pauses == 1 or self.accept_pauses % 100 == 0:
+            logger.error("out of file descriptors with %d client connections: not accepting "
+                         "for %d ms (raise the hard limit: ulimit -Hn)",
+                         len(self.connections), ACCEPT_PAUSE * 1000)
+        for sock, watcher in self.listeners:
+            if sock is listener:
+                self._accept_timer = pause_accepting(
+                    self.loop, watcher, lambda: watcher.start(self._on_accept, sock))
 
     def forget(self, conn: ClientConn) -> None:
         if self.connections.get(conn.fd) is conn:

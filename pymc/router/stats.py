@@ -9,6 +9,7 @@ Groups as mcrouter's stats.cpp: (none) basic, ``all``, ``detailed``, ``ods``, ``
 from __future__ import annotations
 
 import os
+import resource
 import time
 
 import psutil
@@ -89,8 +90,7 @@ class RouterStats:
         states = {"new": 0, "up": 0, "down": 0, "closed": 0}
         for destination in destinations:
             states[_state(destination)] += 1
-        process = psutil.Process()
-        cpu = process.cpu_times()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         pairs: list[tuple[str, object]] = [
             ("version", server.version), ("commandargs", " ".join(os.sys.argv[1:])),
             ("pid", os.getpid()), ("parent_pid", os.getppid()), ("time", int(now)),
@@ -106,8 +106,8 @@ class RouterStats:
             pairs += [("num_client_connections", len(server.connections)),
                       ("num_connections_opened", self.connections_opened)]
         pairs += [
-            ("ps_rss", process.memory_info().rss), ("rusage_user", round(cpu.user, 6)),
-            ("rusage_system", round(cpu.system, 6)), ("num_proxies", 1),
+            ("ps_rss", _rss()), ("rusage_user", round(cpu.ru_utime, 6)),
+            ("rusage_system", round(cpu.ru_stime, 6)), ("num_proxies", 1),
             ("proxy_reqs_processing", sum(len(c.slots) for c in server.connections.values())),
             ("proxy_reqs_waiting", 0),
             ("dev_null_requests", _dev_null_requests()),
@@ -184,6 +184,15 @@ def _state(destination) -> str:
         return "down"
     return {"new": "new", "connecting": "new", "up": "up", "closed": "closed"}.get(
         destination.state, "down")
+
+
+def _rss() -> int:
+    """Resident bytes, or 0 when /proc cannot be read (out of file descriptors: stats must
+    still answer then)."""
+    try:
+        return psutil.Process().memory_info().rss
+    except (OSError, psutil.Error):
+        return 0
 
 
 def _avg_latency_us(destinations) -> float:

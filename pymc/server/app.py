@@ -9,7 +9,6 @@ parsing until the peer has taken them.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -20,7 +19,8 @@ import time
 import gevent
 import gevent.event
 
-from ..sockets import listen_tcp, receive, split_hosts
+from ..sockets import (ACCEPT_PAUSE, listen_tcp, out_of_files, pause_accepting, receive,
+                       split_hosts)
 from ..protocol.connection import NEED_DATA, ServerConnection, is_binary_protocol
 from ..storage.cache import Cache, CacheSettings
 from ..storage.clock import SystemClock
@@ -290,9 +290,12 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    logger.error("too many open files; raise the limit (ulimit -n)")
+                if out_of_files(exc):
+                    if self.listen_disabled_num % 100 == 0:
+                        logger.error("too many open files: not accepting for %d ms; raise "
+                                     "the limit (ulimit -n)", ACCEPT_PAUSE * 1000)
                     self.listen_disabled_num += 1
+                    self._pause_accepting(listener, name)
                 return
             self.total_connections += 1
             if len(self.connections) >= self.settings.max_connections:
@@ -312,6 +315,17 @@ class Server:
             if self.settings.verbosity > 1:
                 print("<%d new auto-negotiating client connection" % conn.fd,
                       file=sys.stderr, flush=True)
+
+    def _pause_accepting(self, listener: socket.socket, name: str) -> None:
+        for sock, watcher, _ in self.listeners:
+            if sock is listener:
+                self.accepting = False
+                self._accept_timer = pause_accepting(
+                    self.loop, watcher, lambda: self._resume_accepting(watcher, sock, name))
+
+    def _resume_accepting(self, watcher, sock: socket.socket, name: str) -> None:
+        self.accepting = True
+        watcher.start(self._on_accept, sock, name)
 
     def forget(self, conn: Connection) -> None:
         if self.connections.get(conn.fd) is conn:

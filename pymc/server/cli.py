@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(settings.pid_file, "w") as handle:
             handle.write("%d\n" % os.getpid())
     from .app import Server, install_signal_handlers  # gevent only once we really serve
+    from ..sockets import raise_open_files_limit
 
+    raise_open_files_limit()
     server = Server(settings)
     try:
         server.start()
