@@ -49,7 +49,8 @@ sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
-    BUILD_DIR, HOST, PRELOAD_TIMEOUT, BenchError, Server, StartError, fmt_num, log, run_loadgen,
+    BUILD_DIR, HOST, PRELOAD_TIMEOUT, BenchError, Server, StartError, fmt_num, log, log_tails,
+    parse_stats, run_loadgen, stop_all,
 )
 from router import PymcRouter  # noqa: E402  (benchmarks/router.py)
 
@@ -212,12 +213,7 @@ class Control:
                 self.close()
                 if attempt:
                     raise
-        out = {}
-        for line in raw.decode(errors="replace").split("\r\n"):
-            parts = line.split(" ", 2)
-            if len(parts) == 3 and parts[0] == "STAT":
-                out[parts[1]] = parts[2]
-        return out
+        return parse_stats(raw)
 
     def count(self) -> int:
         return int(self.stats()["num_client_connections"])
@@ -817,22 +813,9 @@ def main(argv=None) -> int:
         socks.clear()
         if ctl is not None:
             ctl.close()
-        for name, srv in reversed(list(procs.items())):
-            pid = srv.proc.pid if srv.proc is not None else None
-            try:
-                srv.stop()
-            except Exception as e:  # keep stopping the others
-                print(f"warning: stopping {name} (pid {pid}): {e}", file=sys.stderr)
-            else:
-                if pid is not None:
-                    log(f"[{name}] stopped (pid {pid}, exit {srv.proc.returncode})")
+        stop_all(procs)
 
-    logs = {}
-    for name, srv in procs.items():
-        tail = srv._log_tail(4000).strip()
-        if tail:
-            logs[name] = {"path": str(srv.log_path), "tail": tail}
-    report["logs"] = logs
+    report["logs"] = log_tails(procs)
     if exit_code in (0, 1):
         checks = judge(report, only)
         report["criterion"] = [{"check": c, "passed": ok, "detail": d} for c, ok, d in checks]
@@ -845,7 +828,7 @@ def main(argv=None) -> int:
             exit_code = 1
         elif exit_code == 0 and opts.check and report["verdict"] != "PASS":
             exit_code = 1
-    info = logs.get("pymc-router")
+    info = report["logs"].get("pymc-router")
     if info and any(w in info["tail"] for w in ("Traceback", "ERROR", "Error", "error", "failed")):
         print(f"pymc-router log ({info['path']}) has errors:\n{info['tail'][-2000:]}\n")
     report["meta"]["elapsed_sec"] = round(time.time() - started, 1)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, LOG_DIR, PRELOAD_TIMEOUT, TIMED, BenchError, Server, StartError,
-    fmt_num, free_port, is_noisy, log, measure, run_loadgen,
+    fmt_num, free_port, is_noisy, log, log_tails, measure, run_loadgen, stop_all,
 )
 
 BACKEND_CPU = run.SERVER_CPU   # memcached
@@ -406,23 +406,9 @@ def main(argv=None) -> int:
         exit_code = 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for name, srv in reversed(list(procs.items())):
-            pid = srv.proc.pid if srv.proc is not None else None
-            try:
-                srv.stop()
-            except Exception as e:  # keep stopping the others
-                print(f"warning: stopping {name} (pid {pid}): {e}", file=sys.stderr)
-            else:
-                if pid is not None:
-                    log(f"[{name}] stopped (pid {pid}, exit {srv.proc.returncode})")
+        stop_all(procs)
 
-    # proxy logs, for errors that did not kill the process
-    logs = {}
-    for name, srv in procs.items():
-        tail = srv._log_tail(4000).strip()
-        if tail:
-            logs[name] = {"path": str(srv.log_path), "tail": tail}
-    report["logs"] = logs
+    report["logs"] = log_tails(procs)
     report["results"] = results
     if exit_code == 0:
         rows = summarize(results, only)
@@ -436,7 +422,7 @@ def main(argv=None) -> int:
             exit_code = 1
         elif opts.check and not all(r["passed"] for r in rows):
             exit_code = 1
-    for name, info in logs.items():
+    for name, info in report["logs"].items():
         if name.startswith("pymc-router") and any(
                 w in info["tail"] for w in ("Traceback", "ERROR", "Error", "error")):
             print(f"pymc-router log ({info['path']}) has errors:\n{info['tail'][-2000:]}\n")

@@ -275,12 +275,7 @@ class Server:
 
     def stats(self) -> dict:
         raw = memcached_request(self.port, b"stats\r\n", b"END\r\n", timeout=10.0)
-        out = {}
-        for line in raw.decode(errors="replace").split("\r\n"):
-            parts = line.split(" ", 2)
-            if len(parts) == 3 and parts[0] == "STAT":
-                out[parts[1]] = parts[2]
-        return out
+        return parse_stats(raw)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -307,6 +302,39 @@ class Server:
 
 
 # --------------------------------------------------------------------------- loadgen
+
+
+def parse_stats(raw: bytes) -> dict:
+    """A ``stats`` reply as {name: value text}."""
+    out = {}
+    for line in raw.decode(errors="replace").split("\r\n"):
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "STAT":
+            out[parts[1]] = parts[2]
+    return out
+
+
+def stop_all(procs: dict) -> None:
+    """Stop every started process by PID, newest first, whatever fails."""
+    for name, srv in reversed(list(procs.items())):
+        pid = srv.proc.pid if srv.proc is not None else None
+        try:
+            srv.stop()
+        except Exception as e:  # keep stopping the others
+            print(f"warning: stopping {name} (pid {pid}): {e}", file=sys.stderr)
+        else:
+            if pid is not None:
+                log(f"[{name}] stopped (pid {pid}, exit {srv.proc.returncode})")
+
+
+def log_tails(procs: dict) -> dict:
+    """The end of each process's log, for errors that did not kill it."""
+    logs = {}
+    for name, srv in procs.items():
+        tail = srv._log_tail(4000).strip()
+        if tail:
+            logs[name] = {"path": str(srv.log_path), "tail": tail}
+    return logs
 
 
 def run_loadgen(server: Server, args: list[str], pin: bool, duration: float, warmup: float,
