@@ -27,7 +27,6 @@ benchmarks/run.py, the router process from benchmarks/router.py.  See benchmarks
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -49,8 +48,8 @@ sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
-    BUILD_DIR, HOST, PRELOAD_TIMEOUT, BenchError, Server, StartError, fmt_num, log, log_tails,
-    parse_stats, run_loadgen, stop_all,
+    BUILD_DIR, HOST, PRELOAD_TIMEOUT, BenchError, Server, StartError, finish_report, fmt_num,
+    log, log_tails, parse_stats, run_loadgen, stop_all,
 )
 from router import PymcRouter  # noqa: E402  (benchmarks/router.py)
 
@@ -828,16 +827,7 @@ def main(argv=None) -> int:
             exit_code = 1
         elif exit_code == 0 and opts.check and report["verdict"] != "PASS":
             exit_code = 1
-    info = report["logs"].get("pymc-router")
-    if info and any(w in info["tail"] for w in ("Traceback", "ERROR", "Error", "error", "failed")):
-        print(f"pymc-router log ({info['path']}) has errors:\n{info['tail'][-2000:]}\n")
-    report["meta"]["elapsed_sec"] = round(time.time() - started, 1)
-    log(f"total time {report['meta']['elapsed_sec']}s")
-    if opts.json:
-        Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(opts.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        log(f"results written to {opts.json}")
-    return exit_code
+    return finish_report(report, opts, started, exit_code)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, LOG_DIR, PRELOAD_TIMEOUT, TIMED, BenchError, Server, StartError,
-    fmt_num, free_port, is_noisy, log, log_tails, measure, run_loadgen, stop_all,
+    finish_report, fmt_num, free_port, is_noisy, log, log_tails, measure, run_loadgen, stop_all,
 )
 
 BACKEND_CPU = run.SERVER_CPU   # memcached
@@ -422,17 +422,7 @@ def main(argv=None) -> int:
             exit_code = 1
         elif opts.check and not all(r["passed"] for r in rows):
             exit_code = 1
-    for name, info in report["logs"].items():
-        if name.startswith("pymc-router") and any(
-                w in info["tail"] for w in ("Traceback", "ERROR", "Error", "error")):
-            print(f"pymc-router log ({info['path']}) has errors:\n{info['tail'][-2000:]}\n")
-    report["meta"]["elapsed_sec"] = round(time.time() - started, 1)
-    log(f"total time {report['meta']['elapsed_sec']}s")
-    if opts.json:
-        Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(opts.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        log(f"results written to {opts.json}")
-    return exit_code
+    return finish_report(report, opts, started, exit_code)
 
 
 if __name__ == "__main__":

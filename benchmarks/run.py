@@ -337,6 +337,21 @@ def log_tails(procs: dict) -> dict:
     return logs
 
 
+def finish_report(report: dict, opts, started: float, exit_code: int) -> int:
+    """Shared end of a benchmark: show pymc-router log errors, the elapsed time, write JSON."""
+    for name, info in report.get("logs", {}).items():
+        if name.startswith("pymc-router") and any(
+                w in info["tail"] for w in ("Traceback", "ERROR", "Error", "error", "failed")):
+            print(f"{name} log ({info['path']}) has errors:\n{info['tail'][-2000:]}\n")
+    report["meta"]["elapsed_sec"] = round(time.time() - started, 1)
+    log(f"total time {report['meta']['elapsed_sec']}s")
+    if opts.json:
+        Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(opts.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        log(f"results written to {opts.json}")
+    return exit_code
+
+
 def run_loadgen(server: Server, args: list[str], pin: bool, duration: float, warmup: float,
                 bound: float, name: str) -> dict:
     argv = [str(LOADGEN_BIN), "--host", HOST, "--port", str(server.port),

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pymc.processes import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
@@ -54,13 +56,7 @@ class ServerProcess:
         return Client(self.address, timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Client:

@@ -39,6 +39,8 @@ import gevent.pool
 from gevent import socket as gsocket
 from gevent.event import Event
 
+from ..processes import stop_process
+
 logger = logging.getLogger("pymc.lab.fault_proxy")
 
 CHUNK_BYTES = 64 * 1024
@@ -573,7 +575,7 @@ class FaultProxyProcess:
         return line
 
     def _fail(self, why: str) -> None:
-        self._terminate()
+        stop_process(self.proc)
         self._stderr.seek(0)
         stderr = self._stderr.read().decode(errors="replace").strip()
         self.stop()
@@ -587,18 +589,9 @@ class FaultProxyProcess:
         """SIGTERM, then SIGKILL if it is still there after 5 s; safe to call twice."""
         if self.proc is None:
             return
-        self._terminate()
+        stop_process(self.proc)
         self.proc.stdout.close()
         self._stderr.close()
-
-    def _terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def __enter__(self) -> "FaultProxyProcess":
         if self.proc is None:

@@ -61,5 +61,16 @@ def start_router(tmp_path):
         router.stop()
 
 
+@pytest.fixture
+def silent_backend():
+    """``host:port`` of a socket that accepts (the kernel's backlog) but never answers."""
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield "127.0.0.1:%d" % sock.getsockname()[1]
+    sock.close()
+
+
 def pool(servers) -> dict:
     return {"servers": ["127.0.0.1:%d" % s.port for s in servers]}

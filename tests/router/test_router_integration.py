@@ -187,21 +187,13 @@ def test_dead_backend_gives_connection_error_then_tko_and_others_still_work(star
         live.stop()
 
 
-def test_server_timeout(start_router):
-    import socket
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts (kernel backlog) but never answers
-    try:
-        config = {"pools": {"A": {"servers": ["127.0.0.1:%d" % silent.getsockname()[1]],
-                                  "server_timeout": 200}},
-                  "route": "PoolRoute|A"}
-        router = start_router(config)
-        c = router.connect()
-        assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
-        c.close()
-    finally:
-        silent.close()
+def test_server_timeout(start_router, silent_backend):
+    config = {"pools": {"A": {"servers": [silent_backend], "server_timeout": 200}},
+              "route": "PoolRoute|A"}
+    router = start_router(config)
+    c = router.connect()
+    assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
+    c.close()
 
 
 def test_bad_config_refuses_to_start(tmp_path):
