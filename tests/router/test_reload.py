@@ -169,3 +169,42 @@ def test_disable_reload_configs(backends, start_router):
     write_atomically(router.config_path, json.dumps(route_to(b)))
     time.sleep(0.5)
     assert router.admin("route(get,k)").decode() == "127.0.0.1:%d" % a.port
+
+
+def test_reload_keeps_connections_and_tko_state_of_servers_that_remain(backends,
+                                                                        start_router):
+    a, b = backends
+    dead = ServerProcess([])
+    dead.stop()
+    dead_address = "127.0.0.1:%d" % dead.port
+
+    def config(servers: list[str]) -> dict:
+        return {"pools": {"P": {"servers": servers}},
+                "route": {"type": "FailoverRoute", "children": ["PoolRoute|P", "PoolRoute|P"]}}
+    router = start_router(config(["127.0.0.1:%d" % a.port, dead_address]), *FAST_RELOAD,
+                          "-r", "60000")
+    c = router.connect()
+    for i in range(20):  # reaches both servers; the dead one becomes TKO
+        c.until_end(b"get k%d\r\n" % i)
+    suspects_before = c.until_end(b"stats suspect_servers\r\n")
+    assert suspects_before.startswith(b"STAT %s status:tko" % dead_address.encode())
+
+    def a_connections() -> int:
+        direct = a.connect()
+        try:
+            stats = direct.until_end(b"stats\r\n")
+        finally:
+            direct.close()
+        return int(stats.split(b"STAT total_connections ")[1].split(b"\r\n")[0])
+    before = a_connections()
+    write_atomically(router.config_path, json.dumps(
+        config(["127.0.0.1:%d" % a.port, dead_address, "127.0.0.1:%d" % b.port])))
+    wait_for(lambda: router.admin("config_md5_digest").decode() == md5_of(router.config_path),
+             what="the new config to go live")
+    for i in range(20):
+        c.until_end(b"get k%d\r\n" % i)
+    # a's connection from the router was kept (only our own stats connections are new)
+    assert a_connections() == before + 1
+    assert c.until_end(b"stats suspect_servers\r\n").startswith(
+        b"STAT %s status:tko" % dead_address.encode())
+    c.close()
