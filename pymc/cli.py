@@ -11,6 +11,7 @@ USAGE = """usage: pymc <command> [args...]
 commands:
   server    a memcached 1.6 compatible server (same as pymc-server; -h for its flags)
   router    an mcrouter compatible router (same as pymc-router; --help for its flags)
+  lab       a two-DC lab of servers and routers with fault injection (pymc lab help)
   version   print pymc's version
 """
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "router":
         from .router.cli import main as router_main
         return router_main(rest)
+    if command == "lab":
+        from .lab.cli import main as lab_main
+        return lab_main(rest)
     if command in ("version", "--version", "-V"):
         print(f"pymc {__version__}")
         return 0

@@ -1,9 +1,18 @@
-"""A user-space TCP proxy that makes one backend slow, hung, lossy or refusing on command.
+"""A user-space TCP proxy that makes backends slow, hung, lossy or refusing on command.
 
 The lab has no root and no netem, so faults are injected here instead: one process forwards
 one listen address to one upstream ``host:port`` and obeys one-line commands on a control
 port (``pass``/``heal``, ``slow <ms>``, ``hang``, ``loss <pct>``, ``refuse``, ``reset``,
 ``status``; see ``FaultProxy.execute``).
+
+One process can also serve many named links (``ProxyGroup``; ``--link NAME=LISTEN,UPSTREAM``
+repeated, or ``--links-file FILE`` with ``{"NAME": {"listen": ..., "upstream": ...}}``), each
+with its own fault, behind one control port: the lab runs one such process per DC instead of
+one per link. A command then may start with ``@PATTERN``, a glob over link names
+(``@eqiad-mc1/* slow 100``, ``@*/codfw refuse``); without it, it applies to every link.
+``status`` answers ``{name: status}`` (a bare status only for a process with one link and no
+``@``), ``links`` lists ``{name: {listen, upstream}}``. ``control_many`` sends a batch over one
+connection.
 
 ``loss`` drops connections, not packets: from user space a TCP stream cannot lose a single
 segment, so a "lost" chunk resets its whole connection, and a "lost" connect is closed at
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import fnmatch
 import json
 import logging
 import math
@@ -259,10 +269,59 @@ class Connection:
         self.proxy.connections.discard(self)
 
 
-class FaultProxy:
+class ControlServer:
+    """The control port: one-line commands, one reply line each (``execute``)."""
+
+    control_listener = None
+    background: gevent.pool.Group
+
+    def _serve_control(self, listener) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError as exc:
+                if listener is not self.control_listener:  # closed on exit
+                    return
+                logger.warning("control accept failed: %s", exc)
+                gevent.sleep(0.1)
+                continue
+            self.background.spawn(self._control_session, sock)
+
+    def _control_session(self, sock) -> None:
+        pending = b""
+        skipping = False  # inside a line too long to keep, already answered with ERROR
+        try:
+            while True:
+                data = sock.recv(MAX_CONTROL_LINE)
+                if not data:
+                    return
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if skipping:
+                        skipping = False
+                        continue
+                    reply = self.execute(line.decode("utf-8", "replace").strip())
+                    sock.sendall(reply.encode() + b"\n")
+                if len(pending) > MAX_CONTROL_LINE:
+                    if not skipping:
+                        sock.sendall(b"ERROR command too long\n")
+                    skipping, pending = True, b""
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def execute(self, line: str) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class FaultProxy(ControlServer):
     """The listening side, the current fault and the control protocol."""
 
-    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int],
+                 name: str = "") -> None:
+        self.name = name
         self.listen_address = listen
         self.upstream = upstream
         self.mode = "pass"
@@ -289,10 +348,14 @@ class FaultProxy:
     def open(self, control: tuple[str, int]) -> None:
         """Bind both ports (raises OSError); port 0 becomes the port the kernel chose, so that
         `refuse` then `pass` reopens the very same port."""
-        self._open_listener()
-        self.listen_address = self.listener.getsockname()[:2]
+        self.open_link()
         self.control_listener = _listen(control)
         self.background.spawn(self._serve_control, self.control_listener)
+
+    def open_link(self) -> None:
+        """Bind the forwarding port only (a link of a ProxyGroup has no control port)."""
+        self._open_listener()
+        self.listen_address = self.listener.getsockname()[:2]
 
     def _open_listener(self) -> None:
         self.listener = _listen(self.listen_address)
@@ -336,43 +399,6 @@ class FaultProxy:
             connection.start()
 
     # --- control
-
-    def _serve_control(self, listener) -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError as exc:
-                if listener is not self.control_listener:  # closed on exit
-                    return
-                logger.warning("control accept failed: %s", exc)
-                gevent.sleep(0.1)
-                continue
-            self.background.spawn(self._control_session, sock)
-
-    def _control_session(self, sock) -> None:
-        pending = b""
-        skipping = False  # inside a line too long to keep, already answered with ERROR
-        try:
-            while True:
-                data = sock.recv(MAX_CONTROL_LINE)
-                if not data:
-                    return
-                pending += data
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    if skipping:
-                        skipping = False
-                        continue
-                    reply = self.execute(line.decode("utf-8", "replace").strip())
-                    sock.sendall(reply.encode() + b"\n")
-                if len(pending) > MAX_CONTROL_LINE:
-                    if not skipping:
-                        sock.sendall(b"ERROR command too long\n")
-                    skipping, pending = True, b""
-        except OSError:
-            pass
-        finally:
-            sock.close()
 
     def execute(self, line: str) -> str:
         """One control command; the reply line (without newline). Never raises."""
@@ -439,6 +465,72 @@ class FaultProxy:
                 "upstream": format_address(self.upstream)}
 
 
+class ProxyGroup(ControlServer):
+    """Many named links (each a FaultProxy without its own control port) in one process, with
+    one control port. A command may start with ``@PATTERN`` (an fnmatch glob over link names,
+    e.g. ``@eqiad-mc1/*``); without one it applies to every link. ``links`` lists them."""
+
+    def __init__(self, links: dict[str, tuple[tuple[str, int], tuple[str, int]]]) -> None:
+        self.links = {name: FaultProxy(listen, upstream, name)
+                      for name, (listen, upstream) in links.items()}
+        self.background = gevent.pool.Group()
+
+    def open(self, control: tuple[str, int]) -> None:
+        """Bind every link and the control port; OSError names the link that failed."""
+        for name, link in self.links.items():
+            try:
+                link.open_link()
+            except OSError as exc:
+                exc.link = name  # type: ignore[attr-defined]
+                raise
+        self.control_listener = _listen(control)
+        self.background.spawn(self._serve_control, self.control_listener)
+
+    def close(self) -> None:
+        if self.control_listener is not None:
+            self.control_listener, listener = None, self.control_listener
+            listener.close()
+        self.background.kill(block=False)
+        for link in self.links.values():
+            link.close()
+
+    def execute(self, line: str) -> str:
+        try:
+            return self._execute(line.split())
+        except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
+            logger.exception("control command %r failed", line)
+            return f"ERROR internal error: {exc}"
+
+    def _execute(self, words: list[str]) -> str:
+        selected = list(self.links)
+        selector = words and words[0].startswith("@")
+        if selector:
+            pattern, words = words[0][1:], words[1:]
+            selected = [name for name in self.links if fnmatch.fnmatchcase(name, pattern)]
+            if not selected:
+                return (f"ERROR no link matches {pattern!r}; links: "
+                        + ", ".join(self.links))
+        if words and words[0].lower() == "links" and len(words) == 1:
+            return json.dumps({name: {"listen": format_address(self.links[name].listen_address),
+                                      "upstream": format_address(self.links[name].upstream)}
+                               for name in selected}, separators=(",", ":"))
+        if words and words[0].lower() == "status" and len(words) == 1:
+            if len(self.links) == 1 and not selector:
+                return json.dumps(next(iter(self.links.values())).status(),
+                                  separators=(",", ":"))
+            return json.dumps({name: self.links[name].status() for name in selected},
+                              separators=(",", ":"))
+        replies = {name: self.links[name]._execute(list(words)) for name in selected}
+        failed = {name: reply for name, reply in replies.items() if reply != "OK"}
+        if not failed:
+            return "OK"
+        distinct = set(failed.values())
+        if len(distinct) == 1 and len(failed) == len(replies):
+            return distinct.pop()  # the same complaint from every link: say it once
+        return "ERROR " + "; ".join(f"{name}: {reply.removeprefix('ERROR ')}"
+                                    for name, reply in failed.items())
+
+
 COMMANDS = "pass, heal, slow <ms>, hang, loss <pct>, refuse, reset, status"
 # verb: (argument's name, largest value); `slow` beyond an hour is a `hang` in disguise.
 NUMBER_ARGUMENTS = {"slow": ("ms", 3_600_000.0), "loss": ("pct", 100.0)}
@@ -466,15 +558,46 @@ def _upstream_argument(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"cannot resolve {text!r}: {exc.strerror}") from None
 
 
+def _link_argument(text: str) -> tuple[str, tuple[str, int], tuple[str, int]]:
+    """``NAME=LISTEN,UPSTREAM``."""
+    name, equals, rest = text.partition("=")
+    listen, comma, upstream = rest.partition(",")
+    if not equals or not comma or not name or any(c.isspace() or c in "@*?[" for c in name):
+        raise argparse.ArgumentTypeError(
+            f"bad link {text!r}: expected NAME=LISTEN,UPSTREAM, e.g. "
+            "eqiad-mc1/codfw=127.0.0.1:0,127.0.0.1:11211 (no spaces, @, *, ? or [ in NAME)")
+    return name, _listen_argument(listen), _upstream_argument(upstream)
+
+
+def _links_file(path: str) -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """A JSON object ``{"NAME": {"listen": "HOST:PORT", "upstream": "HOST:PORT"}, ...}``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return [_link_argument(f"{name}={spec['listen']},{spec['upstream']}")
+                for name, spec in data.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot read links file {path!r} ({exc}); expected a JSON object "
+            '{"NAME": {"listen": "HOST:PORT", "upstream": "HOST:PORT"}, ...}') from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pymc.lab.fault_proxy",
-        description="Forward one TCP address to one upstream, injecting faults on command. "
-                    "Prints one JSON line when ready; control commands: " + COMMANDS + ".")
-    parser.add_argument("--listen", required=True, type=_listen_argument,
+        description="Forward TCP addresses to upstreams, injecting faults on command. Either "
+                    "one link (--listen and --upstream) or named links (--link, repeatable, "
+                    "or --links-file); with named links a command may start with @PATTERN "
+                    "(a glob over link names) and `links` lists them. Prints one JSON line "
+                    "when ready; control commands: " + COMMANDS + ".")
+    parser.add_argument("--listen", type=_listen_argument,
                         help="address to accept clients on; port 0 picks a free port")
-    parser.add_argument("--upstream", required=True, type=_upstream_argument,
+    parser.add_argument("--upstream", type=_upstream_argument,
                         help="the backend HOST:PORT")
+    parser.add_argument("--link", action="append", default=[], type=_link_argument,
+                        metavar="NAME=LISTEN,UPSTREAM", help="a named link (repeatable)")
+    parser.add_argument("--links-file", type=_links_file, metavar="FILE",
+                        help='named links as JSON: {"NAME": {"listen": ..., "upstream": ...}}')
     parser.add_argument("--control", default=("127.0.0.1", 0), type=_listen_argument,
                         help="address for control commands (default 127.0.0.1:0)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -483,24 +606,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    named = list(args.link) + list(args.links_file or [])
+    if named and (args.listen or args.upstream):
+        parser.error("use either --listen/--upstream or --link/--links-file, not both")
+    if not named and not (args.listen and args.upstream):
+        parser.error("the following arguments are required: --listen, --upstream "
+                     "(or named links with --link NAME=LISTEN,UPSTREAM)")
+    names = [name for name, _, _ in named]
+    if len(set(names)) != len(names):
+        parser.error("link names must be unique")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s fault_proxy %(levelname)s %(message)s")
-    proxy = FaultProxy(args.listen, args.upstream)
+    if named:
+        proxy = ProxyGroup({name: (listen, upstream) for name, listen, upstream in named})
+    else:
+        proxy = FaultProxy(args.listen, args.upstream)
     try:
         proxy.open(args.control)
     except OSError as exc:
         proxy.close()
-        print(f"fault_proxy: cannot listen on {format_address(args.listen)} and "
-              f"{format_address(args.control)} ({exc.strerror}); pick other ports for "
-              "--listen and --control, or port 0", file=sys.stderr)
+        link = getattr(exc, "link", None)
+        if link is not None:
+            listen = format_address(proxy.links[link].listen_address)
+            print(f"fault_proxy: cannot listen on {listen} for link {link} ({exc.strerror}); "
+                  "pick another port for it, or port 0", file=sys.stderr)
+        else:
+            where = (format_address(args.control) if named else
+                     f"{format_address(args.listen)} and {format_address(args.control)}")
+            print(f"fault_proxy: cannot listen on {where} ({exc.strerror}); pick other ports "
+                  "for --listen and --control, or port 0", file=sys.stderr)
         return EX_OSERR
     stop = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop.set)
-    print(json.dumps({"listen": format_address(proxy.listen_address),
-                      "control": format_address(proxy.control_listener.getsockname()),
-                      "pid": os.getpid()}), flush=True)
+    ready = {"control": format_address(proxy.control_listener.getsockname()),
+             "pid": os.getpid()}
+    if named:
+        ready["links"] = {name: format_address(link.listen_address)
+                          for name, link in proxy.links.items()}
+    else:
+        ready["listen"] = format_address(proxy.listen_address)
+    print(json.dumps(ready), flush=True)
     stop.wait()
     proxy.close()
     return 0
@@ -529,14 +677,40 @@ def control(address: str, command: str, timeout: float = 5.0) -> str:
     return reply.decode().rstrip("\r\n")
 
 
-class FaultProxyProcess:
-    """``python -m pymc.lab.fault_proxy`` as a child process, in front of ``upstream``."""
+def control_many(address: str, commands: list[str], timeout: float = 5.0) -> list[str]:
+    """Several commands over one control connection; their reply lines, in order."""
+    if any("\n" in command for command in commands):
+        raise ValueError("one command per item")
+    if not commands:
+        return []
+    with socket.create_connection(parse_address(address), timeout=timeout) as sock:
+        sock.sendall(b"".join(command.encode() + b"\n" for command in commands))
+        data = b""
+        while data.count(b"\n") < len(commands):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"fault proxy {address} closed before answering "
+                                      f"all {len(commands)} commands")
+            data += chunk
+    return [line.decode().rstrip("\r") for line in data.split(b"\n")[:len(commands)]]
 
-    def __init__(self, upstream: str, listen: str = "127.0.0.1:0",
-                 control_listen: str = "127.0.0.1:0", start_timeout: float = 10.0) -> None:
-        self.upstream = upstream
-        self.argv = [sys.executable, "-m", "pymc.lab.fault_proxy", "--listen", listen,
-                     "--upstream", upstream, "--control", control_listen]
+
+class FaultProxyProcess:
+    """``python -m pymc.lab.fault_proxy`` as a child process, in front of ``upstream``; or,
+    with ``links`` ({name: upstream}, each listening on a free port), a group of named links
+    whose addresses are in ``self.links`` once started."""
+
+    def __init__(self, upstream: str = "", listen: str = "127.0.0.1:0",
+                 control_listen: str = "127.0.0.1:0", start_timeout: float = 10.0,
+                 links: dict[str, str] | None = None) -> None:
+        self.upstream = upstream or ", ".join((links or {}).values())
+        self.argv = [sys.executable, "-m", "pymc.lab.fault_proxy", "--control", control_listen]
+        if links:
+            for name, target in links.items():
+                self.argv += ["--link", f"{name}={listen},{target}"]
+        else:
+            self.argv += ["--listen", listen, "--upstream", upstream]
+        self.links: dict[str, str] = {}
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self.address = self.control_address = ""
@@ -554,9 +728,10 @@ class FaultProxyProcess:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, env=env)
         ready = json.loads(self._ready_line())
-        self.address, self.control_address = ready["listen"], ready["control"]
+        self.control_address, self.pid = ready["control"], ready["pid"]
+        self.links = ready.get("links", {})
+        self.address = ready.get("listen") or next(iter(self.links.values()))
         self.port = parse_address(self.address)[1]
-        self.pid = ready["pid"]
         return self
 
     def _ready_line(self) -> bytes:

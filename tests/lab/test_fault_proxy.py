@@ -6,11 +6,13 @@ import json
 import os
 import select
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
-from pymc.lab.fault_proxy import FaultProxyError, FaultProxyProcess, control
+from pymc.lab.fault_proxy import FaultProxyError, FaultProxyProcess, control, control_many
 from tests.conftest import Client, free_port
 
 pytestmark = pytest.mark.integration
@@ -201,3 +203,52 @@ def test_bad_arguments_fail_start_with_the_childs_hint():
         FaultProxyProcess("127.0.0.1:0").start()
     assert "exit status 2" in str(failure.value)
     assert "expected HOST:PORT" in str(failure.value)
+
+
+def test_named_links_in_one_process_obey_patterns(start_server):
+    first, second = start_server(), start_server()
+    links = {"a-mc1/a": "127.0.0.1:%d" % first.port, "a-mc1/b": "127.0.0.1:%d" % first.port,
+             "a-mc2/b": "127.0.0.1:%d" % second.port}
+    with FaultProxyProcess(links=links) as proxy:
+        assert set(proxy.links) == set(links)
+        clients = {name: Client(parse(address)) for name, address in proxy.links.items()}
+        for name, client in clients.items():
+            assert client.call(b"version\r\n").startswith(b"VERSION "), name
+        assert proxy.command("@*/b refuse") == "OK"
+        state = json.loads(proxy.command("status"))
+        assert {name: s["mode"] for name, s in state.items()} == {
+            "a-mc1/a": "pass", "a-mc1/b": "refuse", "a-mc2/b": "refuse"}
+        assert clients["a-mc1/b"].is_closed() and clients["a-mc2/b"].is_closed()
+        assert clients["a-mc1/a"].call(b"version\r\n").startswith(b"VERSION ")
+        assert proxy.command("@a-mc1/* slow 150") == "OK"
+        assert json.loads(proxy.command("@a-mc1/b status"))["a-mc1/b"]["mode"] == "slow"
+        started = time.monotonic()
+        assert clients["a-mc1/a"].call(b"version\r\n").startswith(b"VERSION ")
+        assert time.monotonic() - started >= 0.25
+        assert proxy.command("@nope pass").startswith("ERROR no link matches 'nope'")
+        assert proxy.command("@a-mc2/b slow x") == \
+            "ERROR slow: ms must be a number from 0 to 3.6e+06"
+        assert control_many(proxy.control_address, ["pass", "@a-mc2/b hang", "bogus"])[:2] == \
+            ["OK", "OK"]
+        assert json.loads(proxy.command("links"))["a-mc2/b"]["upstream"] == \
+            "127.0.0.1:%d" % second.port
+        for client in clients.values():
+            client.close()
+
+
+def test_links_file_and_argument_errors(tmp_path, upstream):
+    path = tmp_path / "links.json"
+    path.write_text(json.dumps({"x/y": {"listen": "127.0.0.1:0",
+                                        "upstream": "127.0.0.1:%d" % upstream.port}}))
+    proc = subprocess.run([sys.executable, "-m", "pymc.lab.fault_proxy", "--links-file",
+                           str(path), "--listen", "127.0.0.1:0"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 2 and "not both" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pymc.lab.fault_proxy", "--link", "bad"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "NAME=LISTEN,UPSTREAM" in proc.stderr
+
+
+def parse(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)

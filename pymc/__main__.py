@@ -1,0 +1,7 @@
+"""``python -m pymc ...`` is the ``pymc`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
