@@ -106,6 +106,11 @@ class ScenarioRun:
             time.sleep(interval)
 
 
+def _settled(lab) -> bool:
+    """No router holds any server TKO or suspect (the next scenario starts clean)."""
+    return all(not lab.suspect_servers(router) for router in lab.node_names("router"))
+
+
 def run_scenario(name: str, lab, out: Callable[[str], None] = print,
                  scale: float = 1.0) -> ScenarioResult:
     scenario = SCENARIOS.get(name)
@@ -121,8 +126,9 @@ def run_scenario(name: str, lab, out: Callable[[str], None] = print,
     finally:
         try:
             lab.heal()
+            run.wait_until(lambda: _settled(lab), 30, "every router to see every server up")
         except Exception as exc:  # noqa: BLE001 - the verdict still matters more
-            run.say(f"warning: healing the lab after the scenario failed: {exc}")
+            run.say(f"warning: the lab did not settle after the scenario: {exc}")
     result = run.result
     run.say(f"{'PASS' if result.passed else 'FAIL'}  {name} "
             f"({sum(c.passed for c in result.checks)}/{len(result.checks)} checks)")
