@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 import time
-from pathlib import Path
 
 from . import faults
 from .runner import DEFAULT_DIR, Lab, LabError

@@ -114,6 +114,14 @@ def _reset(sock) -> None:
     sock.close()
 
 
+
+def _execute_safely(execute, line: str) -> str:
+    try:
+        return execute(line.split())
+    except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
+        logger.exception("control command %r failed", line)
+        return f"ERROR internal error: {exc}"
+
 class Direction:
     """One way of one connection. The reader queues (time read, bytes); the writer sends each
     chunk once the current delay has passed since it was read, so `slow` adds latency without
@@ -402,11 +410,7 @@ class FaultProxy(ControlServer):
 
     def execute(self, line: str) -> str:
         """One control command; the reply line (without newline). Never raises."""
-        try:
-            return self._execute(line.split())
-        except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
-            logger.exception("control command %r failed", line)
-            return f"ERROR internal error: {exc}"
+        return _execute_safely(self._execute, line)
 
     def _execute(self, words: list[str]) -> str:
         if not words:
@@ -495,11 +499,7 @@ class ProxyGroup(ControlServer):
             link.close()
 
     def execute(self, line: str) -> str:
-        try:
-            return self._execute(line.split())
-        except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
-            logger.exception("control command %r failed", line)
-            return f"ERROR internal error: {exc}"
+        return _execute_safely(self._execute, line)
 
     def _execute(self, words: list[str]) -> str:
         selected = list(self.links)

@@ -412,15 +412,7 @@ class WANCache:
         found = self._get_multi([vkey] + tkeys)
         if found is None:
             return GetResult(error=self.last_error_kind)
-        purges = []
-        for tkey in tkeys:
-            purge = self._parse_check(found[tkey][0]) if tkey in found else None
-            if purge is None:
-                # a missing check key is created, and counts as purged now
-                self._store("add", tkey, f"{PURGE_MARK}{now:.6f}:{self.holdoff!r}",
-                            _memcached_ttl(self.check_key_ttl))
-                purge = (now, self.holdoff)
-            purges.append(purge)
+        purges = self._check_times(found, tkeys, now)
         raw = found[vkey][0] if vkey in found else None
         value, ttl, as_of, tomb = self.unwrap(raw)
         result = GetResult(value=value, as_of=as_of, ttl=ttl, tombstone_as_of=tomb)
@@ -439,6 +431,11 @@ class WANCache:
         found = self._get_multi(tkeys)
         if found is None:
             return []
+        return self._check_times(found, tkeys, now)
+
+    def _check_times(self, found: dict, tkeys: list, now: float) -> list:
+        """(purge time, hold-off) per check key; a missing check key is created, and counts
+        as purged now."""
         out = []
         for tkey in tkeys:
             purge = self._parse_check(found[tkey][0]) if tkey in found else None
