@@ -206,8 +206,10 @@ class Lab:
         if not pid:
             return False
         child = self._children.get(pid)
-        if child is not None and child.poll() is not None:
-            return False
+        if child is not None:
+            # Our own child: Popen knows. (Its cmdline is still ours between fork and exec,
+            # so the check below would call a process that is just starting dead.)
+            return child.poll() is None
         try:
             proc = psutil.Process(pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
@@ -382,8 +384,12 @@ class Lab:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self.refresh()
-                yield self.state
-                self._save()
+                try:
+                    yield self.state
+                finally:
+                    # also when a step failed: processes it started must stay on record so
+                    # that `down` finds them
+                    self._save()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 

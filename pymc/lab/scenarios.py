@@ -67,7 +67,13 @@ def _tko_seen_by(run: ScenarioRun, node: str, routers: list[str]) -> bool:
 
 
 def _clear_for(run: ScenarioRun, node: str, routers: list[str]) -> bool:
-    return all(node not in run.lab.suspect_servers(r) for r in routers)
+    """No router holds ``node`` TKO any more (probes took it back)."""
+    return all("status:tko" not in run.lab.suspect_servers(r).get(node, "") for r in routers)
+
+
+def _no_tko(run: ScenarioRun, routers: list[str]) -> bool:
+    return not any("status:tko" in state for r in routers
+                   for state in run.lab.suspect_servers(r).values())
 
 
 def _ms(seconds) -> str:
@@ -246,14 +252,14 @@ def dc_partition(run: ScenarioRun) -> None:
                   f"{local_errors} reads with errors; hit rate {home} "
                   f"{_pct(during.per_dc[home].hit_rate)}, {away} "
                   f"{_pct(during.per_dc[away].hit_rate)}")
-        lost = [n for n in lab.node_names("server", away)
-                if n in lab.suspect_servers(_routers(run, home)[0])]
+        seen = lab.suspect_servers(_routers(run, home)[0])
+        lost = [n for n in lab.node_names("server", away) if "status:tko" in seen.get(n, "")]
         run.check(f"{home}'s routers cannot reach {away} (purges lost)", bool(lost),
                   f"{home}-router sees {len(lost)} {away} servers down: {', '.join(lost)}")
         run.say(" ".join(lab.heal()) or "healed")
         healed = time.monotonic()
-        run.wait_until(lambda: all(not lab.suspect_servers(r) for r in _routers(run, home)),
-                       30, f"{home}'s routers to probe {away}'s servers back")
+        run.wait_until(lambda: _no_tko(run, _routers(run, home)), 30,
+                       f"{home}'s routers to probe {away}'s servers back")
         run.say(f"{home}'s routers reach {away} again after {time.monotonic() - healed:.1f}s "
                 "(probes)")
         after = _window(run, traffic, 4, "after healing")
@@ -345,7 +351,7 @@ def rolling_restart(run: ScenarioRun) -> None:
         run.note("hit_rate_during_restarts", _pct(home.hit_rate))
         run.check("every shard came back", all(_clear_for(run, s, routers)
                                                for s in lab.node_names("server", dc)),
-                  "no server suspect after the restarts")
+                  "no router holds a server TKO after the restarts")
         run.check("no wrong values", stats.total.wrong_values == 0,
                   f"{stats.total.wrong_values} wrong values in {stats.total.reads} reads")
         # A kill resets the connection in flight: those few requests fail; the TKO then
