@@ -342,3 +342,20 @@ def test_flapping_shard_goes_to_gutter_and_back_each_time(servers, start_router,
         assert c.until_end(b"get %s\r\n" % key) == \
             b"VALUE %s 0 1\r\n%d\r\nEND\r\n" % (key, cycle)
     c.close()
+
+
+def test_route_admin_shows_the_gutter_for_a_tko_shard(servers, start_router):
+    main = servers(2)
+    gutter = servers(1)
+    router = start_router(gutter_config(main, gutter), "-r", "60000")
+    key = keys_by_shard(50, 2)[0][0]
+    assert router.admin("route(set,%s)" % key.decode()).decode() == \
+        "127.0.0.1:%d" % main[0].port
+    c = router.connect()
+    assert c.call(b"set %s 0 0 1\r\nx\r\n" % key) == b"STORED\r\n"
+    main[0].proc.kill()
+    main[0].proc.wait()
+    wait_for(lambda: b"status:tko" in suspects(router), what="TKO")
+    assert router.admin("route(set,%s)" % key.decode()).decode() == \
+        "127.0.0.1:%d" % gutter[0].port
+    c.close()
