@@ -1,5 +1,5 @@
-"""Socket plumbing the server and router shells share: listening sockets, address lists and
-reads into one shared buffer. Plain sockets; the shells own the gevent watchers."""
+"""Socket plumbing the server and router shells share: listening sockets and the accept loop
+(``Acceptor``), address lists, and reads into one shared buffer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ logger = logging.getLogger(__name__)
 
 #: How long a shell stops accepting when the process is out of file descriptors.
 ACCEPT_PAUSE = 0.1
+#: Connections taken per readiness event of a listening socket (the rest wait for the next
+#: loop turn, so a connection storm cannot starve the clients already connected).
+ACCEPTS_PER_EVENT = 64
 
 RECV_BYTES = 256 * 1024
 # One buffer for every read in the process (the shells are single-threaded and copy out at
@@ -54,18 +57,62 @@ def listen_tcp(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def out_of_files(exc: OSError) -> bool:
-    return exc.errno in (errno.EMFILE, errno.ENFILE)
+class Acceptor:
+    """A listening socket on the event loop: each readiness event accepts up to
+    ACCEPTS_PER_EVENT connections and hands each to ``accepted(sock, peer)``. Out of file
+    descriptors the socket stays readable, so watching it would spin at full CPU: it stops for
+    ACCEPT_PAUSE instead (memcached pauses accepts too) and calls ``on_pause()``."""
 
+    def __init__(self, loop, sock: socket.socket, name: str, accepted, on_pause=None) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.name = name
+        self.accepted = accepted
+        self.on_pause = on_pause
+        self.pauses = 0
+        self.paused = False
+        self._watcher = loop.io(sock.fileno(), 1)
+        self._timer = None
 
-def pause_accepting(loop, watcher, resume) -> object:
-    """Out of file descriptors: the listening socket stays readable, so watching it would spin
-    at full CPU. Stop for ACCEPT_PAUSE (memcached pauses accepts too), then ``resume()``.
-    Returns the timer; the caller keeps it."""
-    watcher.stop()
-    timer = loop.timer(ACCEPT_PAUSE)
-    timer.start(resume)
-    return timer
+    def start(self) -> None:
+        self._watcher.start(self._on_ready)
+
+    def _on_ready(self) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._pause()
+                else:
+                    logger.error("accept on %s failed: %s", self.name, exc)
+                return
+            self.accepted(sock, peer)
+
+    def _pause(self) -> None:
+        if self.pauses % 100 == 0:
+            logger.error("out of file descriptors: not accepting on %s for %d ms; raise the "
+                         "limit (ulimit -n, ulimit -Hn)", self.name, ACCEPT_PAUSE * 1000)
+        self.pauses += 1
+        self.paused = True
+        self._watcher.stop()
+        self._timer = self.loop.timer(ACCEPT_PAUSE)
+        self._timer.start(self._resume)
+        if self.on_pause is not None:
+            self.on_pause()
+
+    def _resume(self) -> None:
+        self.paused = False
+        self._watcher.start(self._on_ready)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._watcher.stop()
+        self._watcher.close()
+        self.sock.close()
 
 
 def raise_open_files_limit() -> int:

@@ -15,7 +15,7 @@ from .. import __version__
 from .admin import Admin
 from .config import RouterConfig, load
 from .options import RouterOptions
-from ..sockets import ACCEPT_PAUSE, listen_tcp, out_of_files, pause_accepting, split_hosts
+from ..sockets import Acceptor, listen_tcp, split_hosts
 from .proxy import ClientConn, Handlers
 from .reload import ConfigWatcher
 from .routes.base import BACKGROUND
@@ -24,7 +24,6 @@ from .stats import RouterStats
 logger = logging.getLogger(__name__)
 
 VERSION = f"mcrouter 43.0.0 pymc-router-{__version__}"
-ACCEPTS_PER_EVENT = 64
 
 
 class RouterServer:
@@ -36,7 +35,7 @@ class RouterServer:
         self.root = self.config.root
         self.version = VERSION
         self.max_value_length = 1024 * 1024 * 1024
-        self.listeners: list[tuple[socket.socket, object]] = []
+        self.listeners: list[Acceptor] = []
         self.connections: dict[int, ClientConn] = {}
         self.port = options.port
         self.started = time.time()
@@ -49,8 +48,6 @@ class RouterServer:
         self._dirty: list[ClientConn] = []
         self._flush_scheduled = False
         self.watcher: ConfigWatcher | None = None
-        self.accept_pauses = 0
-        self._accept_timer = None
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -96,38 +93,16 @@ class RouterServer:
     def _listen(self, host: str, port: int) -> None:
         sock = listen_tcp(host, port, 1024)
         self.port = sock.getsockname()[1]
-        watcher = self.loop.io(sock.fileno(), 1)
-        watcher.start(self._on_accept, sock)
-        self.listeners.append((sock, watcher))
+        acceptor = Acceptor(self.loop, sock, f"{host}:{self.port}", self._accepted)
+        acceptor.start()
+        self.listeners.append(acceptor)
 
-    def _on_accept(self, listener: socket.socket) -> None:
-        for _ in range(ACCEPTS_PER_EVENT):
-            try:
-                sock, peer = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if out_of_files(exc):
-                    self._pause_accepting(listener)
-                else:
-                    logger.error("accept failed: %s", exc)
-                return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = ClientConn(self, sock, peer)
-            self.connections[conn.fd] = conn
-            self.stats.connections_opened += 1
-
-    def _pause_accepting(self, listener: socket.socket) -> None:
-        self.accept_pauses += 1
-        if self.accept_pauses == 1 or self.accept_pauses % 100 == 0:
-            logger.error("out of file descriptors with %d client connections: not accepting "
-                         "for %d ms (raise the hard limit: ulimit -Hn)",
-                         len(self.connections), ACCEPT_PAUSE * 1000)
-        for sock, watcher in self.listeners:
-            if sock is listener:
-                self._accept_timer = pause_accepting(
-                    self.loop, watcher, lambda: watcher.start(self._on_accept, sock))
+    def _accepted(self, sock: socket.socket, peer) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = ClientConn(self, sock, peer)
+        self.connections[conn.fd] = conn
+        self.stats.connections_opened += 1
 
     def forget(self, conn: ClientConn) -> None:
         if self.connections.get(conn.fd) is conn:
@@ -139,10 +114,8 @@ class RouterServer:
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        for sock, watcher in self.listeners:
-            watcher.stop()
-            watcher.close()
-            sock.close()
+        for acceptor in self.listeners:
+            acceptor.close()
         self.listeners = []
         for conn in list(self.connections.values()):
             conn.close()

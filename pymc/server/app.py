@@ -19,8 +19,7 @@ import time
 import gevent
 import gevent.event
 
-from ..sockets import (ACCEPT_PAUSE, listen_tcp, out_of_files, pause_accepting, receive,
-                       split_hosts)
+from ..sockets import Acceptor, listen_tcp, receive, split_hosts
 from ..protocol.connection import NEED_DATA, ServerConnection, is_binary_protocol
 from ..storage.cache import Cache, CacheSettings
 from ..storage.clock import SystemClock
@@ -31,7 +30,6 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 OUTPUT_HIGH_WATER = 4 * 1024 * 1024
-ACCEPTS_PER_EVENT = 64
 MAINTENANCE_SECONDS = 0.25
 TRIM_EVERY_TICKS = 40  # give freed heap memory back to the OS every ~10 s
 TOO_MANY = b"ERROR Too many open connections\r\n"
@@ -197,10 +195,9 @@ class Server:
         table.warm_max_factor = settings.warm_max_factor
         self.dispatcher = Dispatcher(self.cache, settings, self)
         self.loop = gevent.get_hub().loop
-        self.listeners: list[tuple[socket.socket, object, str]] = []
+        self.listeners: list[Acceptor] = []
         self.connections: dict[int, Connection] = {}
         self.port = settings.port
-        self.accepting = True
         self.detail_enabled = False
         self.idle_timeout = settings.idle_timeout
         self._stopped = gevent.event.Event()
@@ -236,8 +233,8 @@ class Server:
         if settings.udp_port:
             logger.warning("UDP is not supported; ignoring -U %d", settings.udp_port)
         if settings.verbosity > 1:
-            for sock, _, _ in self.listeners:
-                print("<%d server listening (%s)" % (sock.fileno(), {
+            for acceptor in self.listeners:
+                print("<%d server listening (%s)" % (acceptor.sock.fileno(), {
                     "auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}[
                         settings.protocol]), file=sys.stderr, flush=True)
 
@@ -256,9 +253,18 @@ class Server:
         self._add_listener(sock, "unix:%s" % path)
 
     def _add_listener(self, sock: socket.socket, name: str) -> None:
-        watcher = self.loop.io(sock.fileno(), 1)
-        watcher.start(self._on_accept, sock, name)
-        self.listeners.append((sock, watcher, name))
+        acceptor = Acceptor(self.loop, sock, name,
+                            lambda conn_sock, peer: self._accepted(conn_sock, peer, name),
+                            self._accept_paused)
+        acceptor.start()
+        self.listeners.append(acceptor)
+
+    @property
+    def accepting(self) -> bool:
+        return not any(acceptor.paused for acceptor in self.listeners)
+
+    def _accept_paused(self) -> None:
+        self.listen_disabled_num += 1
 
     def serve_forever(self) -> None:
         self._stopped.wait()
@@ -267,10 +273,8 @@ class Server:
         gevent.get_hub().loop.run_callback(self.stop)
 
     def stop(self) -> None:
-        for sock, watcher, _ in self.listeners:
-            watcher.stop()
-            watcher.close()
-            sock.close()
+        for acceptor in self.listeners:
+            acceptor.close()
         self.listeners = []
         if self._timer is not None:
             self._timer.stop()
@@ -283,49 +287,25 @@ class Server:
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _on_accept(self, listener: socket.socket, name: str) -> None:
-        for _ in range(ACCEPTS_PER_EVENT):
+    def _accepted(self, sock: socket.socket, peer, name: str) -> None:
+        self.total_connections += 1
+        if len(self.connections) >= self.settings.max_connections:
+            # memcached's maxconns_fast: tell the client and hang up.
+            self.rejected_connections += 1
             try:
-                sock, peer = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if out_of_files(exc):
-                    if self.listen_disabled_num % 100 == 0:
-                        logger.error("too many open files: not accepting for %d ms; raise "
-                                     "the limit (ulimit -n)", ACCEPT_PAUSE * 1000)
-                    self.listen_disabled_num += 1
-                    self._pause_accepting(listener, name)
-                return
-            self.total_connections += 1
-            if len(self.connections) >= self.settings.max_connections:
-                # memcached's maxconns_fast: tell the client and hang up.
-                self.rejected_connections += 1
-                try:
-                    sock.send(TOO_MANY)
-                except OSError:
-                    pass
-                sock.close()
-                continue
-            sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(self, sock, peer, name)
-            self.connections[conn.fd] = conn
-            if self.settings.verbosity > 1:
-                print("<%d new auto-negotiating client connection" % conn.fd,
-                      file=sys.stderr, flush=True)
-
-    def _pause_accepting(self, listener: socket.socket, name: str) -> None:
-        for sock, watcher, _ in self.listeners:
-            if sock is listener:
-                self.accepting = False
-                self._accept_timer = pause_accepting(
-                    self.loop, watcher, lambda: self._resume_accepting(watcher, sock, name))
-
-    def _resume_accepting(self, watcher, sock: socket.socket, name: str) -> None:
-        self.accepting = True
-        watcher.start(self._on_accept, sock, name)
+                sock.send(TOO_MANY)
+            except OSError:
+                pass
+            sock.close()
+            return
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self, sock, peer, name)
+        self.connections[conn.fd] = conn
+        if self.settings.verbosity > 1:
+            print("<%d new auto-negotiating client connection" % conn.fd,
+                  file=sys.stderr, flush=True)
 
     def forget(self, conn: Connection) -> None:
         if self.connections.get(conn.fd) is conn:
@@ -336,9 +316,9 @@ class Server:
     def connection_stats(self) -> list[tuple[str, object]]:
         pairs: list[tuple[str, object]] = []
         now = time.monotonic()
-        for sock, _, name in self.listeners:
-            pairs += [(f"{sock.fileno()}:addr", name), (f"{sock.fileno()}:state",
-                                                         "conn_listening")]
+        for acceptor in self.listeners:
+            fd = acceptor.sock.fileno()
+            pairs += [(f"{fd}:addr", acceptor.name), (f"{fd}:state", "conn_listening")]
         for fd, conn in sorted(self.connections.items()):
             peer = conn.peer
             addr = "tcp:%s:%d" % peer[:2] if isinstance(peer, tuple) else "unix:%s" % peer
