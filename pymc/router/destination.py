@@ -125,6 +125,7 @@ class Destination:
         self.out_bytes = 0
         self.unsent = b""
         self.flush_scheduled = False
+        self.retiring = False
         self.stats = DestinationStats()
         #: The server answers the meta protocol, so RawGets can be framed (see RawGet).
         self.frames = False
@@ -184,22 +185,20 @@ class Destination:
 
     def _admit(self, dones) -> bool:
         """False (every ``done`` answered ``local_error``) when the queues are full."""
-        if len(self.waiting) + len(dones) <= self.max_pending and \
-                self.out_bytes + len(self.unsent) <= MAX_UNSENT:
+        if len(self.waiting) + len(dones) > self.max_pending:
+            why = f"Max pending requests ({self.max_pending})"
+        elif self.out_bytes + len(self.unsent) > MAX_UNSENT:
+            why = f"Max unsent bytes ({MAX_UNSENT})"
+        else:
             return True
-        reply = ErrorReply("local_error", f"Max pending requests ({self.max_pending}) "
-                                          f"reached for destination \"{self.access_point}\".")
-        self._answer_all(dones, reply)
+        self._fail(list(dones), ErrorReply(
+            "local_error", f"{why} reached for destination \"{self.access_point}\"."),
+            record=False)
         return False
 
     def _unavailable(self, dones) -> None:
-        self._answer_all(dones, ErrorReply("tko", self.tko.unavailable_message()))
-
-    def _answer_all(self, dones, reply) -> None:
-        counts = self.stats.counts
-        counts[reply.kind] = counts.get(reply.kind, 0) + len(dones)
-        for done in dones:
-            done(reply)
+        self._fail(list(dones), ErrorReply("tko", self.tko.unavailable_message()),
+                   record=False)
 
     def _connected(self, dones) -> bool:
         """Connect if needed; False (every ``done`` answered) when refused at once."""
@@ -233,20 +232,15 @@ class Destination:
         return len(self.waiting) - self.expired
 
     def close(self) -> None:
-        """Leave the config: fail what is queued with ``shutdown`` and stop probing (a TKO this
-        destination was responsible for ends with it)."""
-        self._stop_probes()
-        if self in self.tko.listeners:
-            self.tko.forget(self)
+        """Leave the config now: fail what is queued with ``shutdown``."""
+        self._leave_tko()
         self._fail_all(ErrorReply("shutdown"), record=False)
         self._teardown()
 
     def retire(self) -> None:
         """Left the config on a reload: close once the requests already sent are answered
         (or time out), so a reload never fails a request in flight."""
-        self._stop_probes()
-        if self in self.tko.listeners:
-            self.tko.forget(self)
+        self._leave_tko()
         self.retiring = True
         self._close_if_retired()
 
@@ -254,7 +248,10 @@ class Destination:
         if self.retiring and self.pending == 0:
             self.close()
 
-    retiring = False
+    def _leave_tko(self) -> None:
+        """Stop probing; a TKO this destination was responsible for ends with it."""
+        self._stop_probes()
+        self.tko.forget(self)
 
     def __str__(self) -> str:
         return str(self.access_point)
