@@ -71,6 +71,33 @@ def _clear_for(run: ScenarioRun, node: str, routers: list[str]) -> bool:
     return all("status:tko" not in run.lab.suspect_servers(r).get(node, "") for r in routers)
 
 
+def _take_down(run: ScenarioRun, node: str, kind: str, routers: list[str],
+               timeout: float = 20) -> float:
+    """Inject ``kind`` into ``node`` and wait until every router in ``routers`` holds it
+    TKO; the seconds that took."""
+    run.say(run.lab.fail(node, kind))
+    start = time.monotonic()
+    run.wait_until(lambda: _tko_seen_by(run, node, routers), timeout,
+                   f"{', '.join(routers)} to mark {node} TKO")
+    return time.monotonic() - start
+
+
+def _bring_back(run: ScenarioRun, node: str, routers: list[str]) -> float:
+    """Heal ``node`` and wait until probes took it back on every router; the seconds."""
+    run.say(" ".join(run.lab.heal(node)) or f"healed {node}")
+    start = time.monotonic()
+    run.wait_until(lambda: _clear_for(run, node, routers), 30,
+                   f"probes to clear {node}'s TKO")
+    return time.monotonic() - start
+
+
+def _no_errors_after(run: ScenarioRun, traffic, dc: str, label: str) -> None:
+    final = _window(run, traffic, 2, label)
+    run.check(f"no errors {label}", final.per_dc[dc].error_count == 0,
+              f"{final.per_dc[dc].error_count} errors; hit rate "
+              f"{_pct(final.per_dc[dc].hit_rate)}")
+
+
 def _no_tko(run: ScenarioRun, routers: list[str]) -> bool:
     return not any("status:tko" in state for r in routers
                    for state in run.lab.suspect_servers(r).values())
@@ -134,11 +161,7 @@ def shard_down(run: ScenarioRun) -> None:
     run.say(f"stored {len(keys)} keys on {victim} and {len(others)} on another shard")
     with _traffic(run) as traffic:
         _window(run, traffic, 2, "before")
-        run.say(lab.fail(victim, "kill"))
-        start = time.monotonic()
-        run.wait_until(lambda: _tko_seen_by(run, victim, routers), 15,
-                       f"{dc}'s routers to mark {victim} TKO")
-        detect = time.monotonic() - start
+        detect = _take_down(run, victim, "kill", routers)
         run.note("tko_detect_s", round(detect, 2))
         run.say(f"every {dc} router sees {victim} TKO after {detect:.2f}s")
         after = _window(run, traffic, 4, "after the TKO")
@@ -166,11 +189,7 @@ def shard_down(run: ScenarioRun) -> None:
                   f"{served}/{len(keys)} read back; {len(ttls)} found on gutter servers, "
                   f"TTL <= {max(ttls) if ttls else 'n/a'}s (set with 3600, failover_exptime "
                   f"{limit})")
-        run.say(" ".join(lab.heal(victim)) or f"healed {victim}")
-        start = time.monotonic()
-        run.wait_until(lambda: _clear_for(run, victim, routers), 30,
-                       f"probes to clear {victim}'s TKO")
-        back = time.monotonic() - start
+        back = _bring_back(run, victim, routers)
         run.note("tko_clear_s", round(back, 2))
         run.say(f"probes cleared the TKO after {back:.2f}s")
         for key in keys[:20]:
@@ -179,9 +198,7 @@ def shard_down(run: ScenarioRun) -> None:
         home_again = sum(_get(direct, k) == b"v3" for k in keys[:20])
         run.check("traffic goes back to the shard", home_again == 20,
                   f"{home_again}/20 new writes found on {victim} itself")
-        final = _window(run, traffic, 2, "after recovery")
-        run.check("no errors after recovery", final.per_dc[dc].error_count == 0,
-                  f"{final.per_dc[dc].error_count} errors")
+        _no_errors_after(run, traffic, dc, "after recovery")
 
 
 def _gutter_ttls(run: ScenarioRun, dc: str, keys: list[str]) -> list[int]:
@@ -205,11 +222,7 @@ def shard_hang(run: ScenarioRun) -> None:
     routers = _routers(run, dc)
     with _traffic(run) as traffic:
         base = _window(run, traffic, 2, "before")
-        run.say(lab.fail(victim, "hang"))
-        start = time.monotonic()
-        run.wait_until(lambda: _tko_seen_by(run, victim, routers), 20,
-                       f"{dc}'s routers to mark {victim} soft TKO")
-        detect = time.monotonic() - start
+        detect = _take_down(run, victim, "hang", routers)
         run.note("soft_tko_after_s", round(detect, 2))
         states = [lab.suspect_servers(r)[victim] for r in routers]
         run.say(f"{victim} soft TKO after {detect:.2f}s: {'; '.join(states)}")
@@ -225,12 +238,8 @@ def shard_hang(run: ScenarioRun) -> None:
         run.check("no client errors once TKO", home.error_count == 0,
                   f"{home.error_count} errors in {home.reads} reads; p99 "
                   f"{_ms(home.p99)} (before the hang {_ms(base.per_dc[dc].p99)})")
-        run.say(" ".join(lab.heal(victim)) or f"healed {victim}")
-        run.wait_until(lambda: _clear_for(run, victim, routers), 30,
-                       f"probes to clear {victim}'s TKO")
-        final = _window(run, traffic, 2, "after recovery")
-        run.check("no errors after recovery", final.per_dc[dc].error_count == 0,
-                  f"{final.per_dc[dc].error_count} errors")
+        _bring_back(run, victim, routers)
+        _no_errors_after(run, traffic, dc, "after recovery")
 
 
 @scenario("dc-partition", "the WAN link between the DCs is cut: local traffic keeps working, "
@@ -338,13 +347,9 @@ def rolling_restart(run: ScenarioRun) -> None:
         _window(run, traffic, 1, "before")
         start_stats = traffic.snapshot()
         for shard in lab.node_names("server", dc):
-            run.say(lab.fail(shard, "kill"))
-            run.wait_until(lambda: _tko_seen_by(run, shard, routers), 15,
-                           f"{shard} to be TKO")
+            _take_down(run, shard, "kill", routers)
             run.pause(0.5, f"{shard} down, its keys on the gutter")
-            run.say(" ".join(lab.heal(shard)) or f"restarted {shard}")
-            run.wait_until(lambda: _clear_for(run, shard, routers), 30,
-                           f"{shard} to be back")
+            _bring_back(run, shard, routers)
         stats = traffic.snapshot() - start_stats
         home = stats.per_dc[dc]
         run.note("errors_during_restarts", home.error_count)
@@ -360,10 +365,7 @@ def rolling_restart(run: ScenarioRun) -> None:
                   home.reads_with_errors <= 10 * len(lab.node_names("server", dc)),
                   f"{home.reads_with_errors} reads with errors over "
                   f"{len(lab.node_names('server', dc))} restarts ({home.reads} reads)")
-        final = _window(run, traffic, 2, "after the restarts")
-        run.check("no errors after the restarts", final.per_dc[dc].error_count == 0,
-                  f"{final.per_dc[dc].error_count} errors; hit rate "
-                  f"{_pct(final.per_dc[dc].hit_rate)}")
+        _no_errors_after(run, traffic, dc, "after the restarts")
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -246,23 +246,29 @@ def test_after_the_holdoff_values_are_stored_again(lab, wan, key, clock):
     assert cache.get_with_set(key, 60, Counting("x")).source == "hit"
 
 
-def test_the_lock_stops_a_stampede_on_a_tombstoned_key(lab, wan, key):
-    setup = wan(clock=time.time)
-    setup.delete(key)
-    callback = Counting("regenerated", delay=0.8)
-    caches = [wan(clock=time.time) for _ in range(8)]
+def all_at_once(caches: list, read) -> list:
+    """``read(cache)`` in one thread per cache, released together; the results in order."""
     results: list = [None] * len(caches)
     barrier = threading.Barrier(len(caches))
 
-    def read(index: int) -> None:
+    def run(index: int) -> None:
         barrier.wait()
-        results[index] = caches[index].get_with_set(key, 60, callback, busy_value="busy")
+        results[index] = read(caches[index])
 
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(caches))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(caches))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
+    return results
+
+
+def test_the_lock_stops_a_stampede_on_a_tombstoned_key(lab, wan, key):
+    setup = wan(clock=time.time)
+    setup.delete(key)
+    callback = Counting("regenerated", delay=0.8)
+    results = all_at_once([wan(clock=time.time) for _ in range(8)],
+                          lambda cache: cache.get_with_set(key, 60, callback, busy_value="busy"))
     assert callback.calls == 1
     sources = sorted(r.source for r in results)
     assert sources == ["busy"] * 7 + ["callback"]
@@ -277,20 +283,9 @@ def test_losers_of_the_lock_serve_the_stale_value(lab, wan, key):
     got = setup.get(key, ["ck:" + key])
     assert got.value == "v1" and got.stale
     callback = Counting("v2", delay=0.8)
-    caches = [wan(clock=time.time) for _ in range(6)]
-    results: list = [None] * len(caches)
-    barrier = threading.Barrier(len(caches))
-
-    def read(index: int) -> None:
-        barrier.wait()
-        results[index] = caches[index].get_with_set(key, 60, callback,
-                                                    check_keys=["ck:" + key])
-
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(caches))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    results = all_at_once([wan(clock=time.time) for _ in range(6)],
+                          lambda cache: cache.get_with_set(key, 60, callback,
+                                                           check_keys=["ck:" + key]))
     assert callback.calls == 1
     assert sorted((r.source, r.value) for r in results) == \
         [("callback", "v2")] + [("stale", "v1")] * 5
