@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, PRELOAD_TIMEOUT, BenchError, Server, StartError, finish_report, fmt_num,
-    log, log_tails, parse_stats, run_loadgen, stop_all,
+    log, log_tails, parse_stats, print_table_rows, run_loadgen, stop_all,
 )
 from router import PymcRouter  # noqa: E402  (benchmarks/router.py)
 
@@ -565,15 +565,11 @@ def print_summary(report: dict, checks) -> None:
             return fmt_ratio(h[k] / b[k]) if b.get(k) and h.get(k) is not None else "-"
         table.append(["held/baseline", "", "", rat("ops_per_sec"), rat("p50_us"), rat("p99_us"),
                       rat("p999_us"), rat("max_us"), "", "", "", ""])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     print()
     m = report["meta"]
     print(f"layout: {m['backend']} + pymc-router on CPU {SERVER_CPU}, this process (active client and "
           f"idle connections) on CPU {CLIENT_CPU}" if m.get("pinned") else "layout: not pinned")
-    for i, row in enumerate(table):
-        print("  ".join(c.ljust(widths[j]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table_rows(table, right=set(range(1, len(head))))
     print()
     if conns.get("failed"):
         print(f"  connections: FAILED after {fmt_num(conns.get('opened'))} of {fmt_num(n)} "

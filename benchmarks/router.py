@@ -43,7 +43,8 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py)
 from run import (  # noqa: E402
     BUILD_DIR, HOST, LOG_DIR, PRELOAD_TIMEOUT, TIMED, BenchError, Server, StartError,
-    finish_report, fmt_num, free_port, is_noisy, log, log_tails, measure, run_loadgen, stop_all,
+    finish_report, fmt_num, free_port, is_noisy, log, log_tails, measure, print_table_rows,
+    run_loadgen, stop_all,
 )
 
 BACKEND_CPU = run.SERVER_CPU   # memcached
@@ -265,15 +266,10 @@ def print_table(rows: list[dict]) -> None:
         table.append([r["workload"], r["metric"], fmt_num(r["direct"]), fmt_num(r["nutcracker"]),
                       fmt_num(r["pymc_router"]), "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
                       r["target"], "PASS" if r["passed"] else "FAIL"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    right = {2, 3, 4, 5}
     print()
     print(f"layout: memcached + proxy on CPU {BACKEND_CPU}, loadgen on CPU {CLIENT_CPU} "
           "(direct: memcached alone on CPU 0)")
-    for i, row in enumerate(table):
-        print("  ".join(c.rjust(widths[j]) if j in right else c.ljust(widths[j]) for j, c in enumerate(row)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table_rows(table, right={2, 3, 4, 5})
     print()
     for r in rows:
         for n in r["notes"]:

@@ -304,6 +304,17 @@ class Server:
 # --------------------------------------------------------------------------- loadgen
 
 
+def print_table_rows(table: list[list[str]], right: set[int]) -> None:
+    """Rows of text cells in aligned columns (``right``: right-aligned column indexes), a rule
+    under the first row."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for i, row in enumerate(table):
+        print("  ".join(c.rjust(widths[j]) if j in right else c.ljust(widths[j])
+                        for j, c in enumerate(row)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def parse_stats(raw: bytes) -> dict:
     """A ``stats`` reply as {name: value text}."""
     out = {}
@@ -650,14 +661,9 @@ def print_table(rows: list[dict], ref_label: str, cand_label: str) -> None:
             table.append(["memory", "RSS MB", cell(r.get("reference_rss_mb"), ""),
                           cell(r.get("candidate_rss_mb"), ""), "-", "<= 130 MB",
                           "PASS" if rss_ok else "FAIL"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    right = {2, 3, 4}
     print()
     print(f"reference = {ref_label}    candidate = {cand_label}")
-    for i, row in enumerate(table):
-        print("  ".join(c.rjust(widths[j]) if j in right else c.ljust(widths[j]) for j, c in enumerate(row)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table_rows(table, right={2, 3, 4})
     print()
     for r in rows:
         if r.get("note"):
