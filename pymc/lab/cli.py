@@ -20,9 +20,12 @@ commands:
   down                            stop every process of the lab
   fail NODE kill|hang|freeze|slow MS|loss PCT     inject a fault (see `pydoc pymc.lab.faults`)
   partition DC DC                 cut the WAN links between two DCs
+  wan-latency MS                  add MS ms each way on every WAN link (0: none)
   heal [NODE|DC]                  undo a node's faults, a DC's partitions, or (no argument) all
   traffic ...                     MediaWiki-like WANObjectCache traffic (pymc.lab.traffic)
   scenario list|run NAME          scripted failure scenarios (pymc.lab.scenarios)
+  compose generate|build|up|down  the same lab in containers (pymc.lab.compose_cli); then
+                                  every command above works with --dir of the project
 
 --dir DIR (default ./.pymc-lab) names the lab; every command takes it.
 """
@@ -119,6 +122,14 @@ def cmd_partition(argv: list[str]) -> int:
     return 0
 
 
+def cmd_wan_latency(argv: list[str]) -> int:
+    parser = _parser("wan-latency")
+    parser.add_argument("ms", type=float, help="milliseconds each way (0 removes it)")
+    args = parser.parse_args(argv)
+    print(Lab.attach(args.dir).wan_latency(args.ms))
+    return 0
+
+
 def cmd_heal(argv: list[str]) -> int:
     parser = _parser("heal")
     parser.add_argument("node", nargs="?", help="a node, a DC (its partitions) or nothing (all)")
@@ -163,7 +174,7 @@ def _with_routers(argv: list[str]) -> list[str]:
 
 
 COMMANDS = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "fail": cmd_fail,
-            "partition": cmd_partition, "heal": cmd_heal}
+            "partition": cmd_partition, "heal": cmd_heal, "wan-latency": cmd_wan_latency}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if command in ("scenario", "scenarios"):
         return _delegate("scenarios", rest)
+    if command == "compose":
+        return _delegate("compose_cli", rest)
     handler = COMMANDS.get(command)
     if handler is None:
         sys.stderr.write(f"pymc lab: unknown command {command!r}\n\n{USAGE}")

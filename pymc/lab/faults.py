@@ -19,6 +19,9 @@ loss PCT   server, gutter         PCT % of new connections, and of data chunks, 
                                   connection (user space cannot drop single TCP segments)
 =========  =====================  ==========================================================
 
+``wan_latency MS`` (``pymc lab wan-latency MS``): MS ms added each way on every WAN link, on
+top of a node's own ``slow``.
+
 ``partition a b``: the WAN links between DCs a and b refuse connections both ways (a's routers
 cannot reach b's servers and b's routers cannot reach a's); local links keep working. A
 partition outranks a node fault on a WAN link; when it heals the node fault applies again.
@@ -77,17 +80,20 @@ def describe(fault: dict | None) -> str | None:
 
 
 def link_mode(server_dc: str, client_dc: str, fault: dict | None,
-              partitions: list[list[str]]) -> str:
-    """The fault-proxy command for one link (server in server_dc, used by client_dc)."""
-    if server_dc != client_dc and sorted((server_dc, client_dc)) in partitions:
+              partitions: list[list[str]], wan_latency_ms: float = 0) -> str:
+    """The fault-proxy command for one link (server in server_dc, used by client_dc).
+    ``wan_latency_ms`` adds to a WAN link's delay; refuse, hang and loss outrank it."""
+    wan = server_dc != client_dc
+    if wan and sorted((server_dc, client_dc)) in partitions:
         return "refuse"
-    if not fault:
-        return "pass"
-    kind, arg = fault["kind"], fault["arg"]
+    delay = wan_latency_ms if wan else 0
+    kind, arg = (fault["kind"], fault["arg"]) if fault else ("pass", None)
     if kind == "kill":
         return "refuse"
-    if kind in ("slow", "loss"):
-        return f"{kind} {arg:g}"
+    if kind == "loss":
+        return f"loss {arg:g}"
     if kind == "hang":
         return "hang"
-    return "pass"  # freeze: the process is stopped, the link itself is fine
+    if kind == "slow":
+        delay += arg
+    return f"slow {delay:g}" if delay else "pass"  # freeze: the link itself is fine

@@ -79,11 +79,21 @@ def _quiet(_: str) -> None:
 
 
 class Lab:
+    # How the faults act on this kind of lab (pymc.lab.containers.ContainerLab differs):
+    HANG_STOPS_CACHES = False  # a hung server: its links hang (True: the process is stopped)
+    PARTITION_BY_LINKS = True  # a partition: the WAN links refuse (False: done elsewhere)
+    STOPPED = "froze {node} (SIGSTOP)"
+    KILLED = "killed {node} (SIGKILL)"
+
     def __init__(self, lab_dir: Path, plan: topo.Plan, state: dict) -> None:
         self.dir = Path(lab_dir).resolve()
         self.plan = plan
         self.state = state
         self._children: dict[int, subprocess.Popen] = {}  # pid → Popen, for reaping
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_FILE
 
     # --- construction
 
@@ -94,6 +104,9 @@ class Lab:
         path; ``base_port`` overrides the topology's (0: any free ports). Refuses a directory
         whose lab is still running."""
         lab_dir = Path(lab_dir)
+        if (lab_dir / "configs" / "compose.json").exists():
+            raise LabError(f"{lab_dir} holds a Compose project: start it with `pymc lab "
+                           f"compose up --dir {lab_dir}`")
         if (lab_dir / STATE_FILE).exists():
             try:
                 old = cls.attach(lab_dir)
@@ -112,13 +125,17 @@ class Lab:
                                 proxy=link.proxy, port=link.port,
                                 address=plan.address(link.port), wan=link.wan)
                            for link in plan.links],
-                 "faults": {}, "partitions": []}
+                 "faults": {}, "partitions": [], "wan_latency_ms": 0}
         return cls(lab_dir, plan, state)
 
     @classmethod
     def attach(cls, lab_dir: str | os.PathLike = DEFAULT_DIR) -> "Lab":
-        """The lab whose state ``up`` wrote in ``lab_dir`` (running or not)."""
+        """The lab whose state ``up`` wrote in ``lab_dir`` (running or not); for a directory
+        holding a generated Compose project, its containers (``ContainerLab``)."""
         lab_dir = Path(lab_dir)
+        if cls is Lab and (lab_dir / "configs" / "compose.json").exists():
+            from .containers import ContainerLab
+            return ContainerLab.attach(lab_dir)
         path = lab_dir / STATE_FILE
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
@@ -200,7 +217,7 @@ class Lab:
 
     # --- processes
 
-    def _pid_alive(self, node: dict) -> bool:
+    def alive(self, node: dict) -> bool:
         """The node's recorded PID runs the recorded command (not a zombie)."""
         pid = node.get("pid")
         if not pid:
@@ -222,7 +239,7 @@ class Lab:
 
     def running_nodes(self) -> list[str]:
         self.refresh()
-        return [n["name"] for n in self.nodes if self._pid_alive(n)]
+        return [n["name"] for n in self.nodes if self.alive(n)]
 
     def _spawn(self, node: dict) -> None:
         plan_node = self.plan.node(node["name"])
@@ -258,6 +275,18 @@ class Lab:
         except OSError:
             return False
 
+    def process_state(self, node: dict) -> tuple[str, float | None]:
+        """("running" | "stopped" (SIGSTOP) | "dead", RSS in MB or None) of a node."""
+        if self.alive(node):
+            try:
+                proc = psutil.Process(node["pid"])
+                stopped = proc.status() == psutil.STATUS_STOPPED
+                return ("stopped" if stopped else "running",
+                        round(proc.memory_info().rss / 2**20, 1))
+            except psutil.Error:
+                pass
+        return "dead", None
+
     def _log_tail(self, node: dict, lines: int = 8) -> str:
         try:
             text = Path(node["log"]).read_text(errors="replace").splitlines()
@@ -273,7 +302,7 @@ class Lab:
             while pending:
                 nodes = [self.node(name) for name in pending]
                 for node in nodes:
-                    if not self._pid_alive(node):
+                    if not self.alive(node):
                         raise LabError(f"{node['name']} exited while starting; the end of its "
                                        f"log {node['log']}:\n{self._log_tail(node)}")
                 answers = list(pool.map(self._ready, nodes))
@@ -322,15 +351,15 @@ class Lab:
         Safe on a lab that is partly up or already down."""
         progress = progress or _quiet
         self.refresh()
-        targets = [n for n in self.nodes if self._pid_alive(n)]
+        targets = [n for n in self.nodes if self.alive(n)]
         for node in targets:
             self._signal(node, signal.SIGTERM)
             self._signal(node, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
         deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and any(self._pid_alive(n) for n in targets):
+        while time.monotonic() < deadline and any(self.alive(n) for n in targets):
             time.sleep(0.05)
         for node in targets:
-            if self._pid_alive(node):
+            if self.alive(node):
                 progress(f"  {node['name']} did not stop on SIGTERM; SIGKILL")
                 self._signal(node, signal.SIGKILL)
         for node in targets:
@@ -339,18 +368,18 @@ class Lab:
         for node in self.nodes:
             node.update(pid=None, create_time=None)
         self.state["faults"], self.state["partitions"] = {}, []
-        if (self.dir / STATE_FILE).exists():
+        if self.state_path.exists():
             self._save()
         return [n["name"] for n in targets]
 
     def _signal(self, node: dict, signum: int) -> None:
-        if self._pid_alive(node):
+        if self.alive(node):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(node["pid"], signum)
 
     def _wait_dead(self, node: dict, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._pid_alive(node) and time.monotonic() < deadline:
+        while self.alive(node) and time.monotonic() < deadline:
             time.sleep(0.02)
         child = self._children.pop(node.get("pid") or 0, None)
         if child is not None:
@@ -363,15 +392,16 @@ class Lab:
         """Re-read nodes (PIDs), faults and partitions from state.json: another process (the
         CLI, a scenario) may have failed, healed or restarted something."""
         with contextlib.suppress(OSError, ValueError):
-            disk = json.loads((self.dir / STATE_FILE).read_text(encoding="utf-8"))
+            disk = json.loads(self.state_path.read_text(encoding="utf-8"))
             self.state["nodes"] = disk["nodes"]
             self.state["faults"] = disk.get("faults", {})
             self.state["partitions"] = disk.get("partitions", [])
+            self.state["wan_latency_ms"] = disk.get("wan_latency_ms", 0)
 
     def _save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / STATE_FILE
-        tmp = path.with_name(STATE_FILE + ".tmp")
+        path = self.state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
         os.replace(tmp, path)
 
@@ -379,8 +409,8 @@ class Lab:
     def _transaction(self) -> Iterator[dict]:
         """Read-modify-write of state.json under a lock: faults may come from several
         processes (a scenario and a user's CLI)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "state.lock", "a") as lock:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state_path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self.refresh()
@@ -394,7 +424,7 @@ class Lab:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _require_up(self) -> None:
-        if not any(self._pid_alive(n) for n in self.nodes):
+        if not any(self.alive(n) for n in self.nodes):
             raise NoLab(f"the lab in {self.dir} is not running; start it with `pymc lab up"
                         f" --dir {self.dir}`")
 
@@ -431,13 +461,13 @@ class Lab:
             if previous and previous["kind"] != kind and self._undo(target, previous):
                 self._wait_ready([node], _quiet, time.monotonic())
             if kind == "kill":
-                if self._pid_alive(target):
+                if self.alive(target):
                     self._signal(target, signal.SIGKILL)
                     self._wait_dead(target)
-                what = f"killed {node} (SIGKILL)"
-            elif kind == "freeze" or kind == "hang" and not cache:
+                what = self.KILLED.format(node=node)
+            elif self._stops(kind, target):
                 self._signal(target, signal.SIGSTOP)
-                what = f"froze {node} (SIGSTOP)"
+                what = self.STOPPED.format(node=node)
             elif kind == "hang":
                 what = f"{node} hangs: its proxy links accept but forward nothing"
             elif kind == "slow":
@@ -460,7 +490,22 @@ class Lab:
             if pair not in state["partitions"]:
                 state["partitions"].append(pair)
             self._sync_links()
-        return f"partitioned {pair[0]} from {pair[1]}: WAN links between them refuse"
+        return f"partitioned {pair[0]} from {pair[1]}: {self._partition_effect(pair)}"
+
+    def _partition_effect(self, pair: list[str]) -> str:
+        return "WAN links between them refuse"
+
+    def wan_latency(self, ms: float) -> str:
+        """Add ``ms`` each way on every WAN link, on top of node faults (0: none)."""
+        self._require_up()
+        try:
+            faults_mod.check("slow", ms)
+        except faults_mod.FaultError as exc:
+            raise LabError(f"WAN latency: {exc}") from None
+        with self._transaction() as state:
+            state["wan_latency_ms"] = ms
+            self._sync_links()
+        return f"WAN links {f'delayed {ms:g} ms each way' if ms else 'no longer delayed'}"
 
     def heal(self, node: str | None = None) -> list[str]:
         """Undo the faults of ``node`` (a node name; a DC name heals that DC's partitions);
@@ -482,10 +527,13 @@ class Lab:
             else:
                 self.node(node)
                 names = [node] if node in state["faults"] else []
+            if node is None and state.get("wan_latency_ms"):
+                state["wan_latency_ms"] = 0
+                done.append("WAN links no longer delayed")
             restarted = []
             if node is None:  # also whatever died on its own (a crash, a kill -9 by hand)
                 for other in self.nodes:
-                    if other["name"] not in state["faults"] and not self._pid_alive(other):
+                    if other["name"] not in state["faults"] and not self.alive(other):
                         self._spawn(other)
                         restarted.append(other["name"])
                         done.append(f"restarted {other['name']} (it was not running)")
@@ -505,24 +553,31 @@ class Lab:
 
     def _undo(self, target: dict, fault: dict) -> bool:
         """Undo one fault's process side; True if the process was started again."""
-        if fault["kind"] == "kill" and not self._pid_alive(target):
+        if fault["kind"] == "kill" and not self.alive(target):
             self._spawn(target)
             return True
-        if fault["kind"] == "freeze" or fault["kind"] == "hang" and \
-                target["kind"] not in ("server", "gutter"):
+        if self._stops(fault["kind"], target):
             self._signal(target, signal.SIGCONT)
         return False
 
+    def _stops(self, kind: str, target: dict) -> bool:
+        """Whether fault ``kind`` stops ``target``'s process (rather than its links)."""
+        cache = target["kind"] in ("server", "gutter")
+        return kind == "freeze" or kind == "hang" and (self.HANG_STOPS_CACHES or not cache)
+
     def _link_mode(self, link: dict) -> str:
-        return faults_mod.link_mode(self.node(link["server"])["dc"], link["client_dc"],
-                                    self.state["faults"].get(link["server"]),
-                                    self.state["partitions"])
+        fault = self.state["faults"].get(link["server"])
+        if fault and self._stops(fault["kind"], self.node(link["server"])):
+            fault = None  # the process is stopped; its links are fine
+        return faults_mod.link_mode(self.node(link["server"])["dc"], link["client_dc"], fault,
+                                    self.state["partitions"] if self.PARTITION_BY_LINKS else [],
+                                    self.state.get("wan_latency_ms") or 0)
 
     def _sync_links(self) -> None:
         """Set every link's mode from the faults and partitions in force."""
         for proxy in self.node_names("proxy"):
             node = self.node(proxy)
-            if not self._pid_alive(node) or self.state["faults"].get(proxy, {}).get("kind") \
+            if not self.alive(node) or self.state["faults"].get(proxy, {}).get("kind") \
                     in ("hang", "freeze"):
                 continue
             links = [link for link in self.state["links"] if link["proxy"] == proxy]

@@ -26,6 +26,7 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from .scenario_kit import SCENARIOS, ScenarioFailed, ScenarioRun, run_scenario, scenario
 
@@ -412,9 +413,14 @@ def run_in_lab(names: list[str], lab_dir: str, scale: float = 1.0, out=print):
         if not lab.running_nodes():
             raise NoLab(lab_dir)
     except NoLab:
-        own = tempfile.mkdtemp(prefix="pymc-lab-scenario-")
-        out(f"no lab running in {lab_dir}; starting one in {own} for the scenario")
-        lab = Lab.create(None, own, base_port=0)
+        if (Path(lab_dir) / "configs" / "compose.json").exists():
+            own = lab_dir
+            out(f"the containers of {lab_dir} are not running; starting them for the "
+                "scenario")
+        else:
+            own = tempfile.mkdtemp(prefix="pymc-lab-scenario-")
+            out(f"no lab running in {lab_dir}; starting one in {own} for the scenario")
+            lab = Lab.create(None, own, base_port=0)
         lab.up(progress=out)
     try:
         results = []

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
-
 from .fault_proxy import control
 
 TIMEOUT = 1.0
@@ -27,15 +25,8 @@ def _one(lab, node: dict) -> dict:
     fault = lab.state["faults"].get(node["name"])
     row["fault"] = None if not fault else (
         fault["kind"] + ("" if fault["arg"] is None else " %g" % fault["arg"]))
-    row["process"], row["rss_mb"] = "dead", None
-    if lab._pid_alive(node):
-        try:
-            proc = psutil.Process(node["pid"])
-            row["process"] = "stopped" if proc.status() == psutil.STATUS_STOPPED else "running"
-            row["rss_mb"] = round(proc.memory_info().rss / 2**20, 1)
-        except psutil.Error:
-            pass
-    else:
+    row["process"], row["rss_mb"] = lab.process_state(node)
+    if row["process"] == "dead":
         row["pid"] = None
     row["up"] = False
     if row["process"] != "running":

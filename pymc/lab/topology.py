@@ -154,6 +154,10 @@ class Plan:
 
     # --- what each DC's routers see
 
+    def link_address(self, link: Link) -> str:
+        """Where ``link.client_dc``'s routers reach the link (on loopback: the proxy's port)."""
+        return self.address(link.port)
+
     def mcrouter_config(self, client_dc: str) -> dict:
         """The mcrouter config of ``client_dc``'s routers (Wikimedia's shape, see
         MCROUTER-NOTES.md "Wikimedia production")."""
@@ -161,7 +165,7 @@ class Plan:
         pools = {}
         for dc in self.dcs:
             for kind, pool in (("server", f"{dc}-servers"), ("gutter", f"{dc}-servers-failover")):
-                pools[pool] = {"servers": [self.address(self.link(n.name, client_dc).port)
+                pools[pool] = {"servers": [self.link_address(self.link(n.name, client_dc))
                                            for n in self.nodes_of(kind, dc)]}
 
         def fwe(dc: str) -> dict:
@@ -190,22 +194,30 @@ class Plan:
 
     # --- command lines
 
+    def server_flags(self) -> list[str]:
+        """pymc-server's flags beyond its address: the same in the lab and in containers."""
+        server = self.topology["server"]
+        return ["-m", str(server["memory_mb"]), *server["args"]]
+
+    def router_flags(self, dc: str, config: str) -> list[str]:
+        """pymc-router's flags beyond its address, for a router of ``dc`` reading ``config``."""
+        router = self.topology["router"]
+        return ["--config", f"file:{config}",
+                "-R", self.route_prefix(dc), "--send-invalid-route-to-default",
+                "--timeouts-until-tko", str(router["timeouts_until_tko"]),
+                "--probe-timeout-initial", str(router["probe_timeout_initial_ms"]),
+                "--probe-timeout-max", str(router["probe_timeout_max_ms"]),
+                "-t", str(router["server_timeout_ms"]), *router["args"]]
+
     def argv(self, node: Node, lab_dir: Path) -> list[str]:
         python = sys.executable
         if node.is_cache:
-            server = self.topology["server"]
             return [python, "-m", "pymc.server", "-p", str(node.port), "-l", self.host,
-                    "-m", str(server["memory_mb"]), *server["args"]]
+                    *self.server_flags()]
         if node.kind == "router":
-            router = self.topology["router"]
             return [python, "-m", "pymc.router", "-p", str(node.port),
                     "--listen-addresses", self.host,
-                    "--config", f"file:{config_path(lab_dir, node.dc)}",
-                    "-R", self.route_prefix(node.dc), "--send-invalid-route-to-default",
-                    "--timeouts-until-tko", str(router["timeouts_until_tko"]),
-                    "--probe-timeout-initial", str(router["probe_timeout_initial_ms"]),
-                    "--probe-timeout-max", str(router["probe_timeout_max_ms"]),
-                    "-t", str(router["server_timeout_ms"]), *router["args"]]
+                    *self.router_flags(node.dc, str(config_path(lab_dir, node.dc)))]
         return [python, "-m", "pymc.lab.fault_proxy",
                 "--links-file", str(links_path(lab_dir, node.name)),
                 "--control", self.address(node.port)]

@@ -187,6 +187,30 @@ def test_slow_adds_latency_on_the_links_only(healed):
     assert time.monotonic() - started < 0.15
 
 
+def test_wan_latency_delays_cross_dc_requests_only(healed):
+    lab = healed
+    router = lab.router_addresses("eqiad")[0]
+    remote, local = key_on(lab, "codfw-mc1", "/codfw/mw/r"), key_on(lab, "eqiad-mc1", "l")
+    print(lab.wan_latency(50))
+    assert Lab.attach(lab.dir).state["wan_latency_ms"] == 50  # other processes see it
+    lab.fail("codfw-mc1", "slow", 20)  # a node's own delay adds to the WAN's
+    modes = {row["name"]: row for row in lab.status()}["codfw-proxy"]["links"]
+    assert modes["codfw-mc1/eqiad"] == "slow 70" and modes["codfw-mc1/codfw"] == "slow 20"
+    assert modes["codfw-mc2/eqiad"] == "slow 50" and modes["codfw-mc2/codfw"] == "pass"
+    started = time.monotonic()
+    assert set_(router, remote, "v") == b"STORED\r\n"
+    assert time.monotonic() - started >= 0.13  # 70 ms there and back
+    started = time.monotonic()
+    assert set_(router, local, "v") == b"STORED\r\n"
+    assert time.monotonic() - started < 0.1
+    assert "WAN links no longer delayed" in lab.heal()
+    started = time.monotonic()
+    assert set_(router, remote, "v") == b"STORED\r\n"
+    assert time.monotonic() - started < 0.1
+    with pytest.raises(LabError, match="WAN latency"):
+        lab.wan_latency(-1)
+
+
 def test_loss_100_fails_requests_to_the_node(healed):
     lab = healed
     router = lab.router_addresses("codfw")[0]
