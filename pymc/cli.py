@@ -12,6 +12,8 @@ commands:
   server    a memcached 1.6 compatible server (same as pymc-server; -h for its flags)
   router    an mcrouter compatible router (same as pymc-router; --help for its flags)
   lab       a two-DC lab of servers and routers with fault injection (pymc lab help)
+  top       live stats of a server or router: pymc top HOST:PORT [--interval S] [--once]
+  shim      write DIR/memcached that runs pymc-server: pymc shim DIR; PATH=DIR:$PATH
   version   print pymc's version
 """
 
@@ -31,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     if command == "lab":
         from .lab.cli import main as lab_main
         return lab_main(rest)
+    if command == "top":
+        from .top import main as top_main
+        return top_main(rest)
+    if command == "shim":
+        from .shim import main as shim_main
+        return shim_main(rest)
     if command in ("version", "--version", "-V"):
         print(f"pymc {__version__}")
         return 0

@@ -1,8 +1,12 @@
-"""Fixtures that start real pymc-server processes on free loopback ports."""
+"""Fixtures that start real pymc-server processes on free loopback ports.
+
+Tests that only talk to a server use pymc's own pytest plugin (``memcached_server``: one
+server per session, clean for each test; ``mcrouter``; see pymc/testing); ``start_server`` and
+``server`` stay for tests that need a process of their own (flags, signals, shutdown).
+"""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from pymc.processes import stop_process
+
+pytest_plugins = ["pymc.testing.plugin"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -25,6 +31,8 @@ def free_port() -> int:
 
 class ServerProcess:
     """A pymc-server subprocess; stopped (by PID) when the test ends."""
+
+    host = "127.0.0.1"
 
     def __init__(self, args: list[str], command: list[str] | None = None,
                  port: int | None = None) -> None:
@@ -57,6 +65,12 @@ class ServerProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def connect(server, timeout: float = 5.0) -> "Client":
+    """A raw ``Client`` to anything with ``host`` and ``port`` (pymc.testing's servers and
+    routers, ServerProcess)."""
+    return Client((server.host, server.port), timeout)
 
 
 class Client:
@@ -163,7 +177,8 @@ def server(start_server):
 
 
 @pytest.fixture
-def client(server):
-    c = server.connect()
+def client(memcached_server):
+    """A raw connection to the session's pymc-server (-o debugtime), clean for this test."""
+    c = connect(memcached_server)
     yield c
     c.close()

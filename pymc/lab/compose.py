@@ -27,10 +27,12 @@ disconnecting a DC's routers and proxy from ``wan`` is a real partition, and WAN
 ``slow`` on the proxies' WAN links.
 
 Inside the containers servers listen on 11211, routers on 4442 (Wikimedia's mcrouter port),
-proxies take commands on 7000 and serve links from 12001. Routers, servers and proxies'
-control ports are published on 127.0.0.1 only: from ``--host-port-base`` (default 11600) in
-the order servers and gutters of each DC, routers, proxies; 0 lets Docker pick free ports
-(``docker port`` / ``pymc lab status`` show them).
+proxies take commands on 7000 and serve links from 12001; servers serve Prometheus metrics on
+9150 and routers on 9442 (memcached_exporter's and the mcrouter exporter's ports). Everything
+is published on 127.0.0.1 only, from ``--host-port-base`` (default 11600): first each node's
+own port (servers and gutters of each DC, routers, proxies), then the metrics ports (servers,
+gutters, routers); 0 lets Docker pick free ports (``docker port`` / ``pymc lab status`` show
+them).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from . import topology as topo
 SERVER_PORT = 11211
 ROUTER_PORT = 4442
 CONTROL_PORT = 7000
+METRICS_PORT = {"server": 9150, "gutter": 9150, "router": 9442}  # the exporters' ports
 FIRST_LINK_PORT = 12001
 DEFAULT_SUBNET = "172.30.0.0/16"
 DEFAULT_HOST_PORT_BASE = 11600
@@ -76,6 +79,7 @@ class ContainerPlan(topo.Plan):
     subnets: dict[str, str] = field(default_factory=dict)   # network → CIDR
     ips: dict[str, dict[str, str]] = field(default_factory=dict)  # node → network → IP
     host_ports: dict[str, int] = field(default_factory=dict)      # node → 0 = Docker picks
+    metrics_host_ports: dict[str, int] = field(default_factory=dict)  # servers and routers
 
     def network(self, dc: str) -> str:
         return f"dc{self.dcs.index(dc) + 1}"
@@ -97,9 +101,10 @@ class ContainerPlan(topo.Plan):
     def command(self, node: topo.Node) -> list[str]:
         if node.is_cache:
             return ["pymc-server", "-p", str(SERVER_PORT), "-l", "0.0.0.0",
-                    *self.server_flags()]
+                    "--metrics-port", str(METRICS_PORT[node.kind]), *self.server_flags()]
         if node.kind == "router":
             return ["pymc-router", "-p", str(ROUTER_PORT), "--listen-addresses", "0.0.0.0",
+                    "--metrics-port", str(METRICS_PORT[node.kind]),
                     *self.router_flags(node.dc, f"{CONFIG_DIR}/{node.dc}-mcrouter.json")]
         return ["python", "-m", "pymc.lab.fault_proxy",
                 "--links-file", f"{CONFIG_DIR}/{node.name}-links.json",
@@ -162,11 +167,15 @@ def container_plan(topology=None, subnet: str = DEFAULT_SUBNET,
     for link in cplan.links:
         link.port = next_link.setdefault(link.proxy, FIRST_LINK_PORT)
         next_link[link.proxy] += 1
-    if host_port_base and host_port_base + len(cplan.nodes) - 1 > 65535:
+    measured = [node for node in cplan.nodes if node.kind in METRICS_PORT]
+    needed = len(cplan.nodes) + len(measured)
+    if host_port_base and host_port_base + needed - 1 > 65535:
         raise ComposeError(f"host port base {host_port_base} leaves no room for "
-                           f"{len(cplan.nodes)} ports")
+                           f"{needed} ports")
     for i, node in enumerate(cplan.nodes):
         cplan.host_ports[node.name] = host_port_base + i if host_port_base else 0
+    for i, node in enumerate(measured, start=len(cplan.nodes)):
+        cplan.metrics_host_ports[node.name] = host_port_base + i if host_port_base else 0
     return cplan
 
 
@@ -217,7 +226,9 @@ def compose_file(cplan: ContainerPlan, build_context: str) -> dict:
             "hostname": node.name,
             "command": cplan.command(node),
             "networks": networks,
-            "ports": [f"127.0.0.1:{host_port or ''}:{node.port}"],
+            "ports": [f"127.0.0.1:{host_port or ''}:{node.port}"] + (
+                [f"127.0.0.1:{cplan.metrics_host_ports[node.name] or ''}:"
+                 f"{METRICS_PORT[node.kind]}"] if node.kind in METRICS_PORT else []),
             "healthcheck": {"test": cplan.healthcheck(node), **HEALTH},
             "labels": {"org.pymc.node": node.name, "org.pymc.kind": node.kind,
                        "org.pymc.dc": node.dc},

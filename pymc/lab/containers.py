@@ -171,9 +171,13 @@ class ContainerLab(Lab):
             node["container"] = item["Id"][:12]
             node["log"] = f"`docker logs {item['Name'].lstrip('/')}`"
             node["pid"] = item["State"].get("Pid") or None
-            bound = (item["NetworkSettings"].get("Ports") or {}).get(f"{node['port']}/tcp")
+            ports = item["NetworkSettings"].get("Ports") or {}
+            bound = ports.get(f"{node['port']}/tcp")
             if bound:
                 node["address"] = f"{bound[0]['HostIp']}:{bound[0]['HostPort']}"
+            metrics = ports.get(f"{compose.METRICS_PORT.get(node['kind'])}/tcp")
+            if metrics:
+                node["metrics"] = f"{metrics[0]['HostIp']}:{metrics[0]['HostPort']}"
 
     # --- what Lab asks of its processes
 

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--reconfiguration-delay-ms", type=int, default=1000)
     add("--file-observer-poll-period-ms", type=int, default=100, metavar="MS")
     add("--file-observer-sleep-before-update-ms", type=int, default=1000, metavar="MS")
+    add("--metrics-port", type=_metrics_port, default=0, metavar="PORT",
+        help="serve Prometheus metrics (mcrouter_exporter's names) at "
+             "http://<first listen address>:PORT/metrics (default 0: not served)")
     add("-v", "--verbosity", type=int, default=0)
     add("-V", "--version", action="store_true")
     for name in IGNORED:
@@ -72,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name in IGNORED_SWITCHES:
         add(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _metrics_port(text: str) -> int:
+    from ..metrics import MetricsPortError, parse_port
+    try:
+        return parse_port(text, "port")
+    except MetricsPortError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -104,7 +115,7 @@ def options_from(args: argparse.Namespace) -> RouterOptions:
         reconfiguration_delay_ms=args.reconfiguration_delay_ms,
         file_observer_poll_period_ms=args.file_observer_poll_period_ms,
         file_observer_sleep_before_update_ms=args.file_observer_sleep_before_update_ms,
-        verbosity=args.verbosity)
+        verbosity=args.verbosity, metrics_port=args.metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in IGNORED + IGNORED_SWITCHES:
         if getattr(args, name.replace("-", "_")) not in (None, False):
             logger.debug("--%s is accepted for mcrouter compatibility and ignored", name)
-    from ..sockets import raise_open_files_limit
+    from ..sockets import raise_open_files_limit, split_hosts
     try:
         options = options_from(args)
         from .config import load
@@ -138,13 +149,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pymc-router: cannot listen on {options.listen_addresses}:{options.port}: "
               f"{exc.strerror}; pick another port with -p", file=sys.stderr)
         return 71
+    from .metrics import start_metrics
+    try:
+        metrics = start_metrics(server)
+    except OSError as exc:
+        print(f"pymc-router: cannot serve metrics on {split_hosts(options.listen_addresses)[0]}:"
+              f"{options.metrics_port}: {exc.strerror}; pick another port with "
+              "--metrics-port, 0 for none", file=sys.stderr)
+        server.stop()
+        return 71
     import gevent
     import signal
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, server.stop)
     print(f"pymc-router listening on {options.listen_addresses}:{server.port}",
           file=sys.stderr, flush=True)
+    if metrics is not None:
+        print(f"pymc-router metrics on {metrics.url}", file=sys.stderr, flush=True)
     server.serve_forever()
+    if metrics is not None:
+        metrics.stop()
     return 0
 
 

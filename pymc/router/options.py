@@ -42,6 +42,7 @@ class RouterOptions:
     file_observer_sleep_before_update_ms: int = 1000
     host_id: int = field(default_factory=default_host_id)
     verbosity: int = 0
+    metrics_port: int = 0  # pymc's own: /metrics on the first listen address; 0 = none
 
     def as_mcrouter_options(self) -> list[tuple[str, str]]:
         """(name, value) pairs in declaration order, values printed as mcrouter prints them."""

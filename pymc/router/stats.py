@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections import deque
 
 import psutil
 
@@ -30,10 +31,40 @@ _GROUPS = {"": "basic", "all": "all", "detailed": "detailed", "ods": "ods", "cou
            "cmd-error": "cmd-error", "servers": "servers", "suspect_servers": "suspect",
            "external": "external"}
 BAD_STATS = b"CLIENT_ERROR bad stats command\r\n"
+RATE_WINDOW_SECONDS = 240  # mcrouter's MOVING_AVERAGE_WINDOW_SIZE_IN_SECOND
+RATE_BIN_SECONDS = 1
 #: memcached's own stats groups: the router has no such data, but memcached clients (and their
 #: test suites) call them, so they get an empty list instead of mcrouter's error.
 MEMCACHED_GROUPS = frozenset(("items", "slabs", "sizes", "settings", "conns", "cachedump",
                               "detail", "extstore"))
+
+
+class RateWindow:
+    """mcrouter's rate stats (``cmd_get``, ``result_tko``: per second over the last 240 s) from
+    ever-growing counters. mcrouter samples them every second; here a snapshot is kept when
+    they are read (``stats``, a scrape), at most one a second: a rate is the increase since
+    the oldest snapshot of the window over the time since it (since start-up while younger)."""
+
+    def __init__(self, totals: dict[str, float], clock=time.monotonic) -> None:
+        self.clock = clock
+        self.snapshots: deque = deque([(clock(), dict(totals))])
+
+    def rates(self, totals: dict[str, float]) -> dict[str, float]:
+        now = self.clock()
+        snapshots = self.snapshots
+        # drop what is older than the window, keeping the newest such one only when nothing
+        # younger is left (then the rate covers the time since the previous read)
+        while len(snapshots) > 1 and snapshots[1][0] <= now - RATE_WINDOW_SECONDS:
+            snapshots.popleft()
+        then, old = snapshots[0]
+        elapsed = now - then
+        rates = {}
+        for name, value in totals.items():
+            increase = value - old.get(name, 0)
+            rates[name] = max(0.0, increase / elapsed) if elapsed > 0 else 0.0
+        if now - snapshots[-1][0] >= RATE_BIN_SECONDS:
+            snapshots.append((now, dict(totals)))
+        return rates
 
 
 class RouterStats:
@@ -46,6 +77,7 @@ class RouterStats:
         self.config_last_success = int(time.time())
         self.config_last_attempt = self.config_last_success
         self.configs_from_disk = 1
+        self.window = RateWindow({})  # every counter starts at 0
 
     def count(self, command: bytes, keys: int) -> None:
         self.by_command[command] = self.by_command.get(command, 0) + keys
@@ -59,6 +91,12 @@ class RouterStats:
             if op is not None:
                 counts[op] += count
         return counts
+
+    def rates(self) -> dict[str, float]:
+        """Per-second rates of ``cmd_<op>`` and ``result_<reply>[_all]`` (mcrouter's window)."""
+        totals: dict[str, float] = {"cmd_" + op: n for op, n in self.commands.items()}
+        totals.update(self.result_counts(suffix=""))
+        return self.window.rates(totals)
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -78,9 +116,11 @@ class RouterStats:
         elif group in ("external", "cmd-error"):
             pairs = []
         elif group == "count":
-            pairs = self.result_counts(suffix="_count")
+            pairs = self.command_counts() + self.result_counts(suffix="_count")
         else:
             pairs = self.general(detailed=group in ("all", "detailed", "ods"))
+            if group in ("all", "ods"):  # mcrouter's count_stats are in these groups too
+                pairs += self.result_counts(suffix="_count")
         return _lines(pairs)
 
     def general(self, detailed: bool) -> list[tuple[str, object]]:
@@ -118,14 +158,20 @@ class RouterStats:
             ("duration_us", round(_avg_latency_us(destinations), 3)),
         ]
         if detailed:
-            pairs += self.result_counts(suffix="")
+            rates = self.rates()
+            pairs += [(name, _rate(rates[name])) for name, _ in self.result_counts(suffix="")]
             pairs += [("config_age", int(now - server.config.loaded_at)),
                       ("config_last_attempt", self.config_last_attempt),
                       ("config_last_success", self.config_last_success),
                       ("config_failures", self.config_failures),
                       ("configs_from_disk", self.configs_from_disk)]
-        pairs += [(f"cmd_{op}_count", count) for op, count in sorted(self.commands.items())]
+        pairs += self.command_counts()
+        if detailed:
+            pairs += [(f"cmd_{op}", _rate(rates["cmd_" + op])) for op in sorted(self.commands)]
         return pairs
+
+    def command_counts(self) -> list[tuple[str, object]]:
+        return [(f"cmd_{op}_count", count) for op, count in sorted(self.commands.items())]
 
     def result_counts(self, suffix: str) -> list[tuple[str, object]]:
         totals: dict[str, int] = {}
@@ -148,8 +194,7 @@ class RouterStats:
     def server_lines(self) -> list[tuple[str, object]]:
         pairs = []
         for (ap, timeout, _), destination in self.server.config.pools.destinations.items():
-            key = (f"{ap}:{ap.protocol}:{ap.security}:"
-                   f"{'compressed' if ap.compressed else 'notcompressed'}-{timeout}")
+            key = server_key(ap, timeout)
             stats = destination.stats
             text = (f"avg_latency_us:{stats.avg_latency_us:.3f} "
                     f"pending_reqs:{destination.pending} inflight_reqs:{destination.pending}")
@@ -176,6 +221,12 @@ class RouterStats:
         """(soft, hard) TKO servers."""
         trackers = self.server.config.pools.trackers.by_key.values()
         return (sum(t.is_soft for t in trackers), sum(t.is_hard for t in trackers))
+
+
+def server_key(ap, timeout) -> str:
+    """A destination as ``stats servers`` names it (``10.0.0.1:11211:ascii:plain:...``)."""
+    return (f"{ap}:{ap.protocol}:{ap.security}:"
+            f"{'compressed' if ap.compressed else 'notcompressed'}-{timeout}")
 
 
 def _state(destination) -> str:
@@ -209,3 +260,8 @@ def _dev_null_requests() -> int:
 def _lines(pairs) -> bytes:
     return b"".join(b"STAT %s %s\r\n" % (str(name).encode(), str(value).encode())
                     for name, value in pairs) + b"END\r\n"
+
+
+def _rate(value: float) -> str:
+    """A rate as mcrouter prints one (printf %g)."""
+    return "%g" % value

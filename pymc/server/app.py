@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 
 import gevent
@@ -23,7 +22,7 @@ from ..sockets import Acceptor, listen_tcp, receive, split_hosts
 from ..protocol.connection import NEED_DATA, ServerConnection, is_binary_protocol
 from ..storage.cache import Cache, CacheSettings
 from ..storage.clock import SystemClock
-from . import memory
+from . import memory, verbose
 from .dispatch import Dispatcher
 from .settings import Settings
 
@@ -80,6 +79,8 @@ class Connection:
                                "use the text or meta protocol", self.peer)
                 self.close()
                 return
+            if server.settings.verbosity > 1 and server.settings.protocol == "auto":
+                verbose.negotiated(self.fd)
         self.parser.receive_data(data)
         self.process()
 
@@ -88,6 +89,8 @@ class Connection:
         out: list[bytes] = []
         next_event = self.parser.next_event
         handlers = self.handlers
+        if self.server.settings.verbosity > 1:  # memcached's -vv command log; never at -v0
+            next_event, handlers = verbose.wrap(self, next_event, handlers)
         close = False
         while True:
             event = next_event()
@@ -200,6 +203,8 @@ class Server:
         self.port = settings.port
         self.detail_enabled = False
         self.idle_timeout = settings.idle_timeout
+        self.graceful_stop = False
+        self.log_closes = True  # -vv `<fd connection closed.`; not for a SIGTERM (memcached)
         self._stopped = gevent.event.Event()
         self._timer = None
         self._ticks = 0
@@ -223,6 +228,8 @@ class Server:
 
     def start(self) -> None:
         settings = self.settings
+        if settings.verbosity > 1:  # memcached's -vv start-up: the slab class table first
+            verbose.before_listen(self)
         if settings.unix_socket:
             self._listen_unix(settings.unix_socket)
         else:
@@ -233,10 +240,7 @@ class Server:
         if settings.udp_port:
             logger.warning("UDP is not supported; ignoring -U %d", settings.udp_port)
         if settings.verbosity > 1:
-            for acceptor in self.listeners:
-                print("<%d server listening (%s)" % (acceptor.sock.fileno(), {
-                    "auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}[
-                        settings.protocol]), file=sys.stderr, flush=True)
+            verbose.after_listen(self)  # `<fd server listening (auto-negotiate)`
 
     def _listen_tcp(self, host: str, port: int) -> None:
         sock = listen_tcp(host, port, self.settings.backlog)
@@ -270,9 +274,11 @@ class Server:
         self._stopped.wait()
 
     def request_shutdown(self, graceful: bool = False) -> None:
-        gevent.get_hub().loop.run_callback(self.stop)
+        gevent.get_hub().loop.run_callback(self.stop, graceful)
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
+        self.graceful_stop = graceful  # SIGUSR1 / `shutdown graceful`: memcached says so
+        self.log_closes = graceful
         for acceptor in self.listeners:
             acceptor.close()
         self.listeners = []
@@ -304,14 +310,13 @@ class Server:
         conn = Connection(self, sock, peer, name)
         self.connections[conn.fd] = conn
         if self.settings.verbosity > 1:
-            print("<%d new auto-negotiating client connection" % conn.fd,
-                  file=sys.stderr, flush=True)
+            verbose.new_connection(conn.fd, self.settings.protocol)
 
     def forget(self, conn: Connection) -> None:
         if self.connections.get(conn.fd) is conn:
             del self.connections[conn.fd]
-            if self.settings.verbosity > 1:
-                print("<%d connection closed." % conn.fd, file=sys.stderr, flush=True)
+            if self.settings.verbosity > 1 and self.log_closes:
+                verbose.closed(conn.fd)
 
     def connection_stats(self) -> list[tuple[str, object]]:
         pairs: list[tuple[str, object]] = []
@@ -344,5 +349,6 @@ class Server:
 
 
 def install_signal_handlers(server: Server) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, server.stop)
+    gevent.signal_handler(signal.SIGUSR1, server.stop, True)

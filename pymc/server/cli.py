@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(settings.pid_file, "w") as handle:
             handle.write("%d\n" % os.getpid())
     from .app import Server, install_signal_handlers  # gevent only once we really serve
-    from ..sockets import raise_open_files_limit
+    from ..sockets import raise_open_files_limit, split_hosts
 
     raise_open_files_limit()
     server = Server(settings)
@@ -44,8 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed to listen on {settings.listen}:{settings.port}: {exc.strerror}; "
               "pick another port with -p or stop what holds it", file=sys.stderr)
         return 71  # memcached's EX_OSERR
+    from .metrics import start_metrics
+    try:
+        metrics = start_metrics(server)
+    except OSError as exc:
+        print(f"failed to serve metrics on {split_hosts(settings.listen)[0]}:"
+              f"{settings.metrics_port}: {exc.strerror}; pick another port with "
+              "--metrics-port (or -o metrics_port=N), 0 for none", file=sys.stderr)
+        server.stop()
+        return 71
     install_signal_handlers(server)
     server.serve_forever()
+    from .verbose import exiting
+    exiting(server.graceful_stop, settings.verbosity)
+    if metrics is not None:
+        metrics.stop()
     if settings.pid_file and os.path.exists(settings.pid_file):
         os.unlink(settings.pid_file)
     return 0

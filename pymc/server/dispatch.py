@@ -14,6 +14,7 @@ from ..protocol.messages import BAD_FORMAT, ERROR, Close, Invalid, Request
 from ..protocol.numbers import strtoll, strtol32, strtoul32
 from ..storage import cache as c
 from ..storage.stats import items_stats, slabs_stats
+from . import verbose
 from .meta import MetaCommands
 from .stats import format_stats, general_stats, settings_stats
 
@@ -128,9 +129,12 @@ class Dispatcher:
         return False
 
     def verbosity(self, req: Request, out: list, conn) -> bool:
+        before = self.settings.verbosity
         self.settings.verbosity = min(req.delta, MAX_VERBOSITY)
         if not req.noreply:
             out.append(OK)
+            if before < 2 <= self.settings.verbosity:  # memcached logs the OK at the new level
+                verbose.emit(b">%d OK\n" % getattr(conn, "fd", -1))
         return False
 
     def cache_memlimit(self, req: Request, out: list, conn) -> bool:
@@ -141,6 +145,8 @@ class Dispatcher:
             reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
         else:
             self.cache.set_memory_limit(megabytes * 1024 * 1024)
+            if self.settings.verbosity > 0:  # memcached's -v line
+                verbose.emit(b"maxbytes adjusted to %dm\n" % megabytes)
             reply = OK
         if not req.noreply:
             out.append(reply)

@@ -68,7 +68,7 @@ class Settings:
     user: str | None = None
     pid_file: str | None = None
     daemonize: bool = False
-    metrics_port: int | None = None
+    metrics_port: int = 0  # 0: no /metrics endpoint
     extended: dict[str, str | None] = field(default_factory=dict)
 
     @property
@@ -84,6 +84,7 @@ LONG_OPTIONS = [
     "slab-growth-factor=", "slab-min-size=", "threads=", "protocol=", "max-item-size=",
     "auth-file=", "extended=", "listen-backlog=", "memory-file=", "disable-cas",
     "disable-flush-all", "max-reqs-per-event=", "disable-dumping", "napi-ids=", "enable-ssl",
+    "metrics-port=",
 ]
 _LONG_TO_SHORT = {
     "--unix-mask": "-a", "--enable-shutdown": "-A", "--port": "-p", "--unix-socket": "-s",
@@ -189,6 +190,8 @@ def parse_args(argv: list[str]) -> tuple[Settings, str | None]:
             settings.daemonize = True
         elif flag == "-o":
             chunk_max_set |= _apply_extended(settings, value)
+        elif flag == "--metrics-port":
+            settings.metrics_port = _metrics_port(value, "--metrics-port")
         elif flag == "-S":
             raise UsageError("This server is not built with SASL support.")
         elif flag == "-Z":
@@ -196,6 +199,14 @@ def parse_args(argv: list[str]) -> tuple[Settings, str | None]:
         # -a -r -k -L -D -e -N -X: accepted; they tune things a Python server does not have.
     _check(settings, chunk_max_set)
     return settings, None
+
+
+def _metrics_port(value: str, flag: str) -> int:
+    from ..metrics import MetricsPortError, parse_port
+    try:
+        return parse_port(value, flag)
+    except MetricsPortError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _parse_memory(value: str) -> int:
@@ -243,7 +254,7 @@ def _apply_extended(settings: Settings, spec: str) -> bool:
         elif name == "debugtime":
             settings.debugtime = True
         elif name == "metrics_port":
-            settings.metrics_port = _int(value, "metrics_port")
+            settings.metrics_port = _metrics_port(value, "-o metrics_port")
         elif name == "slab_automove":
             settings.slab_automove = _int(value or "1", "slab_automove")
         elif name == "no_slab_automove":
@@ -315,6 +326,8 @@ HELP = """memcached {mc} (pymc-server {ver}: a memcached-compatible server in pu
 -F, --disable-flush-all   disable flush_all command
 -R, --max-reqs-per-event  maximum number of requests per event (default: 20)
 -b, --listen-backlog=<num> set the backlog queue limit (default: 1024)
+--metrics-port=<num>      serve Prometheus metrics at http://<first -l address>:<num>/metrics
+                          (memcached_exporter's metric names; default 0: not served)
 -o, --extended            comma separated list of extended options
                           - idle_timeout:          timeout for idle connections
                           - slab_chunk_max:        maximum slab size in bytes
@@ -322,7 +335,7 @@ HELP = """memcached {mc} (pymc-server {ver}: a memcached-compatible server in pu
                           - modern, no_modern, slab_automove, lru_crawler, ... (accepted)
                           - debugtime:             enable the debug command
                                                    'debugtime <seconds>' (shifts the clock)
-                          - metrics_port=<num>:    serve Prometheus metrics on this port
+                          - metrics_port=<num>:    the same as --metrics-port
 """
 
 

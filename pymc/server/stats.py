@@ -93,7 +93,7 @@ def settings_stats(cache: Cache, settings: Settings, server) -> Pairs:
         ("watcher_logbuf_size", 262144), ("worker_logbuf_size", 65536),
         ("read_buf_mem_limit", 0), ("track_sizes", "no"), ("inline_ascii_response", "no"),
         ("ssl_enabled", "no"), ("memory_file", "(null)"),
-    ]
+    ] + ([("metrics_port", settings.metrics_port)] if settings.metrics_port else [])
 
 
 def format_stats(pairs: Pairs) -> bytes:

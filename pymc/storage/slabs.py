@@ -59,7 +59,9 @@ class Slabs:
         self.classes: list[SlabClass | None] = [None]  # class ids start at 1
         size = ITEM_HEADER_BYTES + chunk_size
         class_id = 1
-        while class_id < MAX_CLASSES - 1 and size <= slab_chunk_max / growth_factor:
+        # memcached's slabs_init: ids 1..62 grow by the factor, the largest (up to 63) holds
+        # slab_chunk_max; the growth stops once the unaligned size reaches max / factor.
+        while class_id < MAX_CLASSES and size < slab_chunk_max / growth_factor:
             if size % CHUNK_ALIGN:
                 size += CHUNK_ALIGN - size % CHUNK_ALIGN
             self.classes.append(SlabClass(class_id, size, page_bytes // size))

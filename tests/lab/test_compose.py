@@ -54,18 +54,26 @@ def test_every_node_is_a_service_on_its_dc_network_and_only_edges_on_wan(cplan, 
 
 
 def test_ports_are_published_on_loopback_only(cplan, project):
-    host_ports = []
+    host_ports, metrics_ports = [], []
     for node in cplan.nodes:
-        (published,) = project["services"][node.name]["ports"]
+        published, *metrics = project["services"][node.name]["ports"]
         host, host_port, inside = published.split(":")
         assert host == "127.0.0.1"
         assert int(inside) == {"server": 11211, "gutter": 11211, "router": 4442,
                                "proxy": 7000}[node.kind]
         host_ports.append(int(host_port))
+        assert len(metrics) == (node.kind != "proxy")
+        for line in metrics:
+            host, host_port, inside = line.split(":")
+            assert host == "127.0.0.1" and inside == ("9442" if node.kind == "router" else "9150")
+            metrics_ports.append(int(host_port))
+            assert f"--metrics-port {inside}" in " ".join(project["services"][node.name]
+                                                          ["command"])
     assert host_ports == list(range(11600, 11600 + len(cplan.nodes)))
+    assert metrics_ports == list(range(11618, 11618 + 16))
     free = compose.compose_file(compose.container_plan(host_port_base=0), "..")
-    assert all(s["ports"] == [f"127.0.0.1::{s['ports'][0].rsplit(':', 1)[1]}"]
-               for s in free["services"].values())
+    assert all(p.startswith("127.0.0.1::") for s in free["services"].values()
+               for p in s["ports"])
 
 
 def test_routers_reach_local_links_on_the_dc_network_and_remote_ones_on_wan(cplan):

@@ -148,6 +148,16 @@ def test_wan_latency_delays_only_cross_dc_requests(lab):
     assert after < 0.06
 
 
+def test_metrics_are_published_on_loopback(lab):
+    import urllib.request
+    for name in ("eqiad-router1", "codfw-gutter2"):
+        address = lab.node(name)["metrics"]
+        assert address.startswith("127.0.0.1:")
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        assert ("mcrouter_up 1" if "router" in name else "memcached_up 1") in text
+
+
 def test_lab_status_reads_the_containers(lab):
     from pymc.lab.status import collect
     rows = {row["name"]: row for row in collect(lab)}

@@ -9,24 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.router.conftest import pool
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pooled_router(start_server, start_router):
-    backends = [start_server() for _ in range(3)]
-    router = start_router({"pools": {"A": pool(backends)}, "route": "PoolRoute|A"},
-                          "--enable-flush-cmd")
-    return router, backends
+def router(mcrouter):
+    # pymc's mcrouter fixture starts the three servers of pool A (started in parallel)
+    return mcrouter({"pools": {"A": {"servers": 3}}, "route": "PoolRoute|A"},
+                    "--enable-flush-cmd")
 
 
-def test_pymemcache_client_through_router(pooled_router):
-    from pymemcache.client.base import Client
-
-    router, _ = pooled_router
-    client = Client(router.address, default_noreply=False)
+def test_pymemcache_client_through_router(router):
+    client = router.client()  # pymemcache's base.Client
     keys = {f"key-{i}": f"value-{i}".encode() for i in range(100)}
     for key, value in keys.items():
         assert client.set(key, value)
@@ -38,13 +32,13 @@ def test_pymemcache_client_through_router(pooled_router):
     assert client.delete("key-2") and client.get("key-2") is None
     assert client.touch("n", 10)
     assert client.version().startswith(b"mcrouter")
+    assert sum(server.stats()["curr_items"] for server in router.servers["A"]) == 100
 
 
 @pytest.mark.timeout(300)
-def test_pymemcache_own_integration_suite_through_router(pooled_router):
+def test_pymemcache_own_integration_suite_through_router(router):
     import pymemcache
 
-    router, _ = pooled_router
     tests = Path(pymemcache.__file__).parent / "test"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tls",

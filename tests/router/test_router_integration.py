@@ -4,39 +4,37 @@ meta protocols forwarded, multi-gets reassembled, admin commands, stats, failure
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from pymc.router.hashing import ch3
-from tests.conftest import ServerProcess
-from tests.router.conftest import RouterProcess, pool
+from pymc.testing import Router, free_port
+from tests.conftest import connect
+from tests.router.conftest import RouterProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def backends():
-    servers = [ServerProcess([]) for _ in range(3)]
-    yield servers
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def router(backends, tmp_path_factory):
-    config = {"pools": {"A": pool(backends)},
+def router(pymc_mode):
+    """pymc.testing's Router, module-scoped: pool A's three servers are started for it."""
+    config = {"pools": {"A": {"servers": 3}},
               "routes": [{"aliases": ["/a/a/", "/a/b/"], "route": "PoolRoute|A"},
                          {"aliases": ["/b/x/"], "route": {"type": "ErrorRoute",
                                                           "response": "b is down"}}]}
-    process = RouterProcess(config, ["-R", "a/a", "--enable-flush-cmd"],
-                            tmp_path_factory.mktemp("router"))
-    yield process
-    process.stop()
+    with Router(config, "-R", "a/a", "--enable-flush-cmd", mode=pymc_mode) as router:
+        yield router
+
+
+@pytest.fixture(scope="module")
+def backends(router):
+    return router.servers["A"]
 
 
 @pytest.fixture
 def client(router):
-    c = router.connect()
+    c = connect(router)
     yield c
     c.close()
 
@@ -49,12 +47,12 @@ def test_keys_land_on_the_ch3_shard(client, backends):
     for index in range(40):
         key = b"user:%d" % index
         assert client.call(b"set %s 5 0 2\r\nv%d\r\n" % (key, index % 10)) == b"STORED\r\n"
-        direct = owner(backends, key).connect()
+        direct = connect(owner(backends, key))
         assert direct.until_end(b"get %s\r\n" % key) == \
             b"VALUE %s 5 2\r\nv%d\r\nEND\r\n" % (key, index % 10)
         for other in backends:
             if other is not owner(backends, key):
-                c = other.connect()
+                c = connect(other)
                 assert c.until_end(b"get %s\r\n" % key) == b"END\r\n"
                 c.close()
         direct.close()
@@ -63,7 +61,7 @@ def test_keys_land_on_the_ch3_shard(client, backends):
 def test_routing_prefix_is_stripped_and_hash_stop_respected(client, backends):
     assert client.call(b"set /a/b/page:7|#|v 0 0 1\r\nx\r\n") == b"STORED\r\n"
     target = owner(backends, b"page:7")
-    direct = target.connect()
+    direct = connect(target)
     assert direct.until_end(b"get page:7|#|v\r\n") == b"VALUE page:7|#|v 0 1\r\nx\r\nEND\r\n"
     assert client.until_end(b"get /a/b/page:7|#|v\r\n") == \
         b"VALUE /a/b/page:7|#|v 0 1\r\nx\r\nEND\r\n"
@@ -106,7 +104,7 @@ def test_noreply_is_not_answered_but_applied(client):
 
 def test_meta_commands_route_by_key(client, backends):
     assert client.meta(b"ms meta:1 2 T0 F3\r\nhi\r\n") == b"HD\r\n"
-    direct = owner(backends, b"meta:1").connect()
+    direct = connect(owner(backends, b"meta:1"))
     assert direct.until_end(b"get meta:1\r\n") == b"VALUE meta:1 3 2\r\nhi\r\nEND\r\n"
     assert client.meta(b"mg meta:1 v f k\r\n") == b"VA 2 f3 kmeta:1\r\nhi\r\n"
     assert client.meta(b"mg /a/b/meta:1 v k\r\n") == b"VA 2 k/a/b/meta:1\r\nhi\r\n"
@@ -119,21 +117,20 @@ def test_meta_commands_route_by_key(client, backends):
 def test_admin_commands(router, backends):
     digest = router.admin("config_md5_digest")
     import hashlib
-    assert digest == hashlib.md5(router.config_path.read_bytes()).hexdigest().encode()
-    assert router.admin("config_file") == str(router.config_path).encode()
-    assert router.admin("route(get,somekey)") == b"127.0.0.1:%d" % owner(
-        backends, b"somekey").port
-    assert router.admin("route(set,/a/b/x|#|y)") == b"127.0.0.1:%d" % owner(
-        backends, b"x").port
-    tree = router.admin("route_handles(get,somekey)").decode().splitlines()
+    assert digest == hashlib.md5(router.config_path.read_bytes()).hexdigest()
+    assert router.admin("config_file") == str(router.config_path)
+    assert router.admin("route(get,somekey)") == owner(backends, b"somekey").address
+    assert router.route("/a/b/x|#|y", "set") == [owner(backends, b"x").address]
+    assert router.server_for("somekey") is owner(backends, b"somekey")
+    tree = router.admin("route_handles(get,somekey)").splitlines()
     assert tree[0] == "root" and tree[-1].startswith("  host|pool=A|id=%d|" % ch3(
         b"somekey", 3))
     pools = json.loads(router.admin("pools"))
     assert [len(pools["A"])] == [3]
-    assert router.admin("options(route_prefix)") == b"a/a"
-    assert router.admin("options(nope)") == b"ERROR: options: option nope not found"
-    assert router.admin("nope") == b"ERROR: unknown command: nope"
-    assert router.admin("version").startswith(b"mcrouter ")
+    assert router.admin("options(route_prefix)") == "a/a"
+    assert router.admin("options(nope)") == "ERROR: options: option nope not found"
+    assert router.admin("nope") == "ERROR: unknown command: nope"
+    assert router.admin("version").startswith("mcrouter ")
     assert json.loads(router.admin("preprocessed_config"))["pools"]["A"]["servers"]
 
 
@@ -152,6 +149,29 @@ def test_stats_groups(client):
     assert client.until_end(b"stats suspect_servers\r\n") == b"END\r\n"
 
 
+def _stat_values(client, group: bytes) -> dict[bytes, bytes]:
+    reply = client.until_end(b"stats %s\r\n" % group)
+    return {parts[1]: parts[2] for parts in (line.split(b" ", 2) for line in reply.split(b"\r\n"))
+            if parts[0] == b"STAT"}
+
+
+def test_stats_rates_and_counts_are_in_mcroutes_groups(client):
+    """mcrouter's stat_list.h: ``cmd_<op>`` and ``result_<reply>`` are per-second rates
+    (detailed, ods, all), ``result_<reply>_count`` counts (count, ods, all)."""
+    for i in range(20):
+        client.call(b"set rate%d 0 0 1\r\n1\r\n" % i)
+    time.sleep(0.3)
+    detailed, every = _stat_values(client, b"detailed"), _stat_values(client, b"all")
+    count = _stat_values(client, b"count")
+    assert float(detailed[b"cmd_set"]) > 0, detailed[b"cmd_set"]  # sets per second
+    assert int(every[b"cmd_set_count"]) >= 20 and int(count[b"cmd_set_count"]) >= 20
+    for name in (b"result_error", b"result_tko", b"result_connect_error_all"):
+        assert name in detailed and name in every
+        assert name + b"_count" in every and name + b"_count" in count
+        assert name + b"_count" not in detailed
+    assert b"result_error" not in count
+
+
 def test_flush_all_routed_when_enabled(client):
     assert client.call(b"flush_all\r\n") == b"OK\r\n"
 
@@ -162,29 +182,25 @@ def test_bad_commands_get_memcached_errors(client):
     assert client.call(b"get " + b"k" * 251 + b"\r\n").startswith(b"CLIENT_ERROR")
 
 
-def test_dead_backend_gives_connection_error_then_tko_and_others_still_work(start_router):
-    live = ServerProcess([])
-    try:
-        dead_port = live.port + 1 if live.port < 65000 else live.port - 1
-        config = {"pools": {"A": {"servers": ["127.0.0.1:%d" % live.port,
-                                             "127.0.0.1:%d" % dead_port]}},
-                  "route": "PoolRoute|A"}
-        router = start_router(config)
-        c = router.connect()
-        dead_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 1)
-        live_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 0)
-        assert c.call(b"set %s 0 0 1\r\nx\r\n" % dead_key) == b"SERVER_ERROR connection error\r\n"
-        assert c.call(b"set %s 0 0 1\r\nx\r\n" % live_key) == b"STORED\r\n"
-        # the refused connect made the server hard TKO: fast-fail with mcrouter's reason;
-        # the first error among the keys replaces END, as mcrouter's multi-op does
-        unavailable = b"SERVER_ERROR Server unavailable. Reason: mc_res_connect_error\r\n"
-        assert c.until_end(b"get %s %s\r\n" % (live_key, dead_key)) == \
-            b"VALUE %s 0 1\r\nx\r\n" % live_key + unavailable
-        assert c.until_end(b"stats suspect_servers\r\n") == \
-            b"STAT 127.0.0.1:%d status:tko num_failures:2\r\nEND\r\n" % dead_port
-        c.close()
-    finally:
-        live.stop()
+def test_dead_backend_gives_connection_error_then_tko_and_others_still_work(mcrouter):
+    dead_port = free_port()  # nothing listens there
+    router = mcrouter({"pools": {"A": {"servers": ["live", "127.0.0.1:%d" % dead_port]}},
+                       "route": "PoolRoute|A"})
+    c = connect(router)
+    dead_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 1)
+    live_key = next(b"k%d" % i for i in range(100) if ch3(b"k%d" % i, 2) == 0)
+    assert c.call(b"set %s 0 0 1\r\nx\r\n" % dead_key) == b"SERVER_ERROR connection error\r\n"
+    assert c.call(b"set %s 0 0 1\r\nx\r\n" % live_key) == b"STORED\r\n"
+    # the refused connect made the server hard TKO: fast-fail with mcrouter's reason;
+    # the first error among the keys replaces END, as mcrouter's multi-op does
+    unavailable = b"SERVER_ERROR Server unavailable. Reason: mc_res_connect_error\r\n"
+    assert c.until_end(b"get %s %s\r\n" % (live_key, dead_key)) == \
+        b"VALUE %s 0 1\r\nx\r\n" % live_key + unavailable
+    assert c.until_end(b"stats suspect_servers\r\n") == \
+        b"STAT 127.0.0.1:%d status:tko num_failures:2\r\nEND\r\n" % dead_port
+    assert router.stats("suspect_servers") == {
+        "127.0.0.1:%d" % dead_port: "status:tko num_failures:2"}
+    c.close()
 
 
 def test_server_timeout(start_router, silent_backend):
@@ -203,43 +219,37 @@ def test_bad_config_refuses_to_start(tmp_path):
         RouterProcess({"route": "NullRoute", "routes": []}, [], tmp_path)
 
 
-def test_batched_gets_fail_over_key_by_key(start_router):
+def test_batched_gets_fail_over_key_by_key(mcrouter):
     """Multi-gets are batched per server; a failed batch still fails over per key."""
-    live = ServerProcess([])
-    try:
-        dead_port = live.port + 1 if live.port < 65000 else live.port - 1
-        config = {"pools": {"dead": {"servers": ["127.0.0.1:%d" % dead_port]},
-                            "live": {"servers": ["127.0.0.1:%d" % live.port]}},
-                  "route": {"type": "FailoverRoute",
-                            "children": ["PoolRoute|dead", "PoolRoute|live"]}}
-        router = start_router(config)
-        direct = live.connect()
-        for key in (b"a", b"c"):
-            assert direct.call(b"set %s 0 0 1\r\n%s\r\n" % (key, key)) == b"STORED\r\n"
-        c = router.connect()
-        assert c.until_end(b"get a b c a\r\n") == \
-            b"VALUE a 0 1\r\na\r\nVALUE c 0 1\r\nc\r\nVALUE a 0 1\r\na\r\nEND\r\n"
-        assert c.until_end(b"get c\r\n") == b"VALUE c 0 1\r\nc\r\nEND\r\n"
-        assert c.until_end(b"gets b\r\n") == b"END\r\n"
-        c.close()
-        direct.close()
-    finally:
-        live.stop()
+    config = {"pools": {"dead": {"servers": ["127.0.0.1:%d" % free_port()]},
+                        "live": {"servers": ["live"]}},
+              "route": {"type": "FailoverRoute",
+                        "children": ["PoolRoute|dead", "PoolRoute|live"]}}
+    router = mcrouter(config)
+    direct = connect(router.named["live"])
+    for key in (b"a", b"c"):
+        assert direct.call(b"set %s 0 0 1\r\n%s\r\n" % (key, key)) == b"STORED\r\n"
+    c = connect(router)
+    assert c.until_end(b"get a b c a\r\n") == \
+        b"VALUE a 0 1\r\na\r\nVALUE c 0 1\r\nc\r\nVALUE a 0 1\r\na\r\nEND\r\n"
+    assert c.until_end(b"get c\r\n") == b"VALUE c 0 1\r\nc\r\nEND\r\n"
+    assert c.until_end(b"gets b\r\n") == b"END\r\n"
+    c.close()
+    direct.close()
 
 
-def test_multiget_mixes_batched_and_routed_keys(start_router, start_server):
+def test_multiget_mixes_batched_and_routed_keys(mcrouter):
     """Keys of one multi-get may go to several servers, through prefixes that are stripped,
     and through routes that cannot be batched (MissFailoverRoute)."""
-    first, second = start_server(), start_server()
-    config = {"pools": {"A": pool([first]), "B": pool([second])},
+    config = {"pools": {"A": {"servers": ["first"]}, "B": {"servers": ["second"]}},
               "routes": {"/r/a/": "PoolRoute|A", "/r/b/": "PoolRoute|B",
                          "/r/m/": {"type": "MissFailoverRoute",
                                    "children": ["PoolRoute|A", "PoolRoute|B"]}}}
-    router = start_router(config, "-R", "/r/a/")
-    a, b = first.connect(), second.connect()
+    router = mcrouter(config, "-R", "/r/a/")
+    a, b = connect(router.named["first"]), connect(router.named["second"])
     assert a.call(b"set k1 0 0 2\r\na1\r\n") == b"STORED\r\n"
     assert b.call(b"set k2 0 0 2\r\nb2\r\n") == b"STORED\r\n"
-    c = router.connect()
+    c = connect(router)
     assert c.until_end(b"get /r/b/k2 k1 /r/a/k1 /r/m/k2 nope /r/b/k1\r\n") == (
         b"VALUE /r/b/k2 0 2\r\nb2\r\nVALUE k1 0 2\r\na1\r\nVALUE /r/a/k1 0 2\r\na1\r\n"
         b"VALUE /r/m/k2 0 2\r\nb2\r\nEND\r\n")

@@ -2,7 +2,6 @@
 suite), libmemcached's memccapable, and the shared probe transcript of memcached 1.6.18."""
 
 import difflib
-import os
 import re
 import shutil
 import subprocess
@@ -16,10 +15,8 @@ from tests.conftest import SHARED
 pytestmark = pytest.mark.integration
 
 
-def test_pymemcache_client(server):
-    from pymemcache.client.base import Client
-
-    client = Client(server.address, default_noreply=False)
+def test_pymemcache_client(memcached_server):
+    client = memcached_server.client()  # pymemcache's base.Client
     assert client.set("k", b"v", expire=100)
     assert client.get("k") == b"v"
     value, cas = client.gets("k")
@@ -38,30 +35,27 @@ def test_pymemcache_client(server):
     assert client.get("n") is None
 
 
-def test_pymemcache_hash_client_spreads_keys(start_server):
+def test_pymemcache_hash_client_spreads_keys(memcached_server_factory):
     from pymemcache.client.hash import HashClient
 
-    servers = [start_server() for _ in range(3)]
-    client = HashClient([s.address for s in servers])
+    servers = [memcached_server_factory() for _ in range(3)]
+    client = HashClient([(s.host, s.port) for s in servers])
     keys = ["key-%d" % i for i in range(300)]
     client.set_many({k: k.encode() for k in keys})
     assert client.get_many(keys) == {k: k.encode() for k in keys}
-    counts = []
-    for s in servers:
-        c = s.connect()
-        stats = c.until_end(b"stats\r\n")
-        counts.append(int(stats.split(b"STAT curr_items ")[1].split(b"\r\n")[0]))
+    counts = [s.stats()["curr_items"] for s in servers]
     assert sum(counts) == 300 and all(n > 30 for n in counts)
 
 
 @pytest.mark.timeout(300)
-def test_pymemcache_own_integration_suite(server):
+def test_pymemcache_own_integration_suite(memcached_server):
     import pymemcache
 
     tests = Path(pymemcache.__file__).parent / "test"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tls",
-         "test_integration.py", "--server", "127.0.0.1", "--port", str(server.port)],
+         "test_integration.py", "--server", memcached_server.host,
+         "--port", str(memcached_server.port)],
         cwd=tests, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
@@ -69,8 +63,9 @@ def test_pymemcache_own_integration_suite(server):
 
 @pytest.mark.skipif(shutil.which("memccapable") is None,
                     reason="libmemcached-tools not installed (apt-get install libmemcached-tools)")
-def test_memccapable_ascii(server):
-    proc = subprocess.run(["memccapable", "-a", "-h", "127.0.0.1", "-p", str(server.port)],
+def test_memccapable_ascii(memcached_server):
+    proc = subprocess.run(["memccapable", "-a", "-h", memcached_server.host,
+                           "-p", str(memcached_server.port)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[FAIL]" not in proc.stdout
@@ -92,9 +87,9 @@ def _cases(transcript: str) -> dict[str, str]:
 
 @pytest.mark.timeout(200)
 @pytest.mark.skipif(not (PROBE / "probe.py").exists(), reason="shared/ probe not beside repo")
-def test_probe_transcript_matches_memcached(start_server):
-    server = start_server("-m", "64")
-    proc = subprocess.run([sys.executable, str(PROBE / "probe.py"), "127.0.0.1:%d" % server.port,
+def test_probe_transcript_matches_memcached(memcached_server_factory):
+    server = memcached_server_factory("-m", "64", debugtime=False)  # a server of its own
+    proc = subprocess.run([sys.executable, str(PROBE / "probe.py"), server.address,
                            "--normalize"], capture_output=True, text=True, timeout=180)
     # "me" reports seconds since last access; a clock tick between two probe cases makes
     # it 1 instead of the recorded 0, on memcached as on pymc.

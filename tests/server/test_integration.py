@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.conftest import connect
+
 pytestmark = pytest.mark.integration
 
 
@@ -23,11 +25,11 @@ def test_noreply_hides_replies_and_errors(client):
     assert client.read_all() == b"VALUE a 0 1\r\n2\r\nEND\r\n"
 
 
-def test_ttl_with_debugtime(client):
+def test_ttl_with_debugtime(client, memcached_server):
     assert client.call(b"set t 0 5 1\r\nx\r\n") == b"STORED\r\n"
-    assert client.call(b"debugtime 4\r\n") == b"OK\r\n"
+    memcached_server.advance_time(4)  # debugtime 4
     assert client.until_end(b"get t\r\n") == b"VALUE t 0 1\r\nx\r\nEND\r\n"
-    assert client.call(b"debugtime 1\r\n") == b"OK\r\n"
+    memcached_server.advance_time(1)
     assert client.until_end(b"get t\r\n") == b"END\r\n"
 
 
@@ -76,21 +78,21 @@ def test_connection_limit(start_server):
     assert b"STAT curr_connections 2\r\n" in stats
 
 
-def test_binary_protocol_connection_is_closed_and_server_lives(server):
-    client = server.connect()
+def test_binary_protocol_connection_is_closed_and_server_lives(memcached_server):
+    client = connect(memcached_server)
     client.send(b"\x80\x00\x00\x00" + b"\x00" * 20)
     assert client.is_closed()
-    assert server.connect().call(b"version\r\n").startswith(b"VERSION")
+    assert connect(memcached_server).call(b"version\r\n").startswith(b"VERSION")
 
 
-def test_http_request_and_runaway_line_close(server):
-    http = server.connect()
+def test_http_request_and_runaway_line_close(memcached_server):
+    http = connect(memcached_server)
     http.send(b"GET / HTTP/1.1\r\n")
     assert http.is_closed()
-    runaway = server.connect()
+    runaway = connect(memcached_server)
     runaway.send(b"x" * 5000)
     assert runaway.is_closed()
-    assert server.connect().call(b"version\r\n").startswith(b"VERSION")
+    assert connect(memcached_server).call(b"version\r\n").startswith(b"VERSION")
 
 
 def test_ascii_auth(tmp_path, start_server):

@@ -10,21 +10,14 @@ import pytest
 from pymc.protocol.client import ClientConnection
 from pymc.protocol.messages import NEED_DATA
 from pymc.protocol.meta import build
+from tests.conftest import connect
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def shared_server():
-    from tests.conftest import ServerProcess
-    server = ServerProcess(["-o", "debugtime"])
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def mc(shared_server):
-    client = shared_server.connect()
+def mc(memcached_server):
+    client = connect(memcached_server)
     yield client
     client.close()
 
@@ -251,10 +244,10 @@ def test_meta_commands_count_like_classic_ones(client):
 
 # -- stampede protection ----------------------------------------------------------------------
 
-def test_stampede_one_client_wins_the_recache(server):
+def test_stampede_one_client_wins_the_recache(memcached_server):
     """The anti-dogpile pattern: on a miss everyone asks with N; one gets W and recomputes,
     the others see Z (someone else is on it) until the winner's ms lands."""
-    a, b, c = (server.connect() for _ in range(3))
+    a, b, c = (connect(memcached_server) for _ in range(3))
     won = a.meta(b"mg hot v c N30 t\r\n")
     assert matches(b"VA 0 c<N> t30 W\r\n\r\n", won)
     for other in (b, c):
@@ -266,10 +259,10 @@ def test_stampede_one_client_wins_the_recache(server):
         assert other.meta(b"mg hot v N30\r\n") == b"VA 5\r\nfresh\r\n"  # no W, Z or X
 
 
-def test_stale_while_revalidate_after_md_invalidate(server):
+def test_stale_while_revalidate_after_md_invalidate(memcached_server):
     """md I marks the value stale: the first reader wins (X W), the others keep serving the
     stale value (X Z) until the winner sets a new one; a late stale writer cannot undo it."""
-    writer, a, b = (server.connect() for _ in range(3))
+    writer, a, b = (connect(memcached_server) for _ in range(3))
     writer.meta(b"ms page 3 T300\r\nold\r\n")
     old_cas = cas_of(writer, b"page")
     assert writer.meta(b"md page I T30\r\n") == b"HD\r\n"
@@ -288,17 +281,17 @@ def test_stale_while_revalidate_after_md_invalidate(server):
     assert b.meta(b"mg page v\r\n") == b"VA 5\r\nfresh\r\n"
 
 
-def test_recache_before_expiry_with_R(server):
-    a, b = server.connect(), server.connect()
+def test_recache_before_expiry_with_R(memcached_server):
+    a, b = connect(memcached_server), connect(memcached_server)
     a.meta(b"ms soon 1 T20\r\nx\r\n")
     assert a.meta(b"mg soon v R10\r\n") == b"VA 1\r\nx\r\n"  # 20 s left: no need yet
-    assert a.call(b"debugtime 12\r\n") == b"OK\r\n"
+    memcached_server.advance_time(12)
     assert a.meta(b"mg soon v R10\r\n") == b"VA 1 W\r\nx\r\n"
     assert b.meta(b"mg soon v R10\r\n") == b"VA 1 Z\r\nx\r\n"
 
 
-def test_concurrent_readers_get_exactly_one_win(server):
-    clients = [server.connect() for _ in range(8)]
+def test_concurrent_readers_get_exactly_one_win(memcached_server):
+    clients = [connect(memcached_server) for _ in range(8)]
     barrier = threading.Barrier(len(clients))
     replies = []
 
@@ -316,10 +309,10 @@ def test_concurrent_readers_get_exactly_one_win(server):
     assert sum(r.startswith(b"VA 0 Z") for r in replies) == 7
 
 
-def test_client_connection_speaks_meta_to_the_server(server):
+def test_client_connection_speaks_meta_to_the_server(memcached_server):
     """The router's sans-IO client against the real server, quiet pipeline included."""
     conn = ClientConnection()
-    sock = server.connect()
+    sock = connect(memcached_server)
     requests = [build(b"ms", b"p1", b"T60", data=b"one"), build(b"mg", b"p1", b"v", b"q"),
                 build(b"mg", b"p2", b"v", b"q", b"k"), build(b"ma", b"p3", b"N0", b"J7", b"v"),
                 build(b"md", b"p1", b"q"), build(b"mn", b"")]
