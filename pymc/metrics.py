@@ -12,6 +12,9 @@
   counter's samples as ``<name>_total``; the exporters have counters without that suffix
   (``memcached_uptime_seconds``, ``mcrouter_command_count``). Those are exposed as untyped under
   their exact names, so queries and dashboards find them (``rate()`` works on untyped series).
+  ``single()`` is a family of one sample.
+- ``start_endpoint()`` / ``start_for_main()``: /metrics started for a service, and for its
+  command line (a taken port explained, the exit status to leave with).
 
 This module knows neither service; gevent is imported only when an endpoint starts.
 """
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import resource
+import sys
 
 import psutil
 from prometheus_client import make_wsgi_app
@@ -64,6 +69,19 @@ def family(name: str, documentation: str, kind: str, labels=()):
     return UnknownMetricFamily(name, documentation, labels=labels)
 
 
+def single(name: str, documentation: str, kind: str, value, **labels):
+    """A family holding one sample, ``value`` with ``labels`` (``version="1.6.18"``)."""
+    metric = family(name, documentation, kind, list(labels))
+    metric.add_metric(list(labels.values()), float(value))
+    return metric
+
+
+def non_empty(*families):
+    """The families that got samples: a per-slab or per-server family can have none, and is
+    left out rather than served as HELP and TYPE lines alone."""
+    return [metric for metric in families if metric.samples]
+
+
 class ProcessCollector:
     """This process, read with psutil at scrape time. ``prefix`` "memcached_" gives the names
     memcached_exporter uses with ``--memcached.pid-file``."""
@@ -82,25 +100,23 @@ class ProcessCollector:
                 started = process.create_time()
         except (psutil.Error, OSError):  # /proc unreadable (out of file descriptors): skip
             return
-        cpu_family = family(p + "cpu_seconds_total", "Total user and system CPU time spent in "
-                            "seconds.", "counter")
-        cpu_family.add_metric([], cpu.user + cpu.system)
-        yield cpu_family
-        yield _gauge(p + "resident_memory_bytes", "Resident memory size in bytes.", memory.rss)
-        yield _gauge(p + "virtual_memory_bytes", "Virtual memory size in bytes.", memory.vms)
-        yield _gauge(p + "start_time_seconds", "Start time of the process since unix epoch in "
-                     "seconds.", started)
+        yield single(p + "cpu_seconds_total", "Total user and system CPU time spent in "
+                     "seconds.", "counter", cpu.user + cpu.system)
+        yield single(p + "resident_memory_bytes", "Resident memory size in bytes.", "gauge",
+                     memory.rss)
+        yield single(p + "virtual_memory_bytes", "Virtual memory size in bytes.", "gauge",
+                     memory.vms)
+        yield single(p + "start_time_seconds", "Start time of the process since unix epoch in "
+                     "seconds.", "gauge", started)
         try:
-            yield _gauge(p + "open_fds", "Number of open file descriptors.", process.num_fds())
+            yield single(p + "open_fds", "Number of open file descriptors.", "gauge",
+                         process.num_fds())
         except (psutil.Error, OSError):
             pass
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY:
-            yield _gauge(p + "max_fds", "Maximum number of open file descriptors.", soft)
-
-
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=value)
+            yield single(p + "max_fds", "Maximum number of open file descriptors.", "gauge",
+                         soft)
 
 
 def new_registry(*collectors) -> CollectorRegistry:
@@ -163,3 +179,28 @@ class MetricsEndpoint:
         if self._server is not None:
             self._server.close()
             self._server = None
+
+
+def start_endpoint(listen: str, port: int, registry: CollectorRegistry,
+                   title: str) -> MetricsEndpoint | None:
+    """Serve ``registry`` on the first of the ``listen`` addresses, ``port`` (OSError when
+    taken). Returns the endpoint, or None for port 0."""
+    if not port:
+        return None
+    endpoint = MetricsEndpoint(listen, port, registry, title=title)
+    endpoint.start()
+    return endpoint
+
+
+def start_for_main(server, start_metrics, listen: str, port: int, failure: str,
+                   flags: str) -> tuple[MetricsEndpoint | None, int]:
+    """``start_metrics(server)`` for a service's main(): (the endpoint or None, 0), or, when
+    the port is taken, ``failure`` with the address and what to do on stderr, ``server``
+    stopped, and (None, EX_OSERR) for main() to return."""
+    try:
+        return start_metrics(server), 0
+    except OSError as exc:
+        print(f"{failure} on {split_hosts(listen)[0]}:{port}: {exc.strerror}; pick another "
+              f"port with {flags}, 0 for none", file=sys.stderr)
+        server.stop()
+        return None, os.EX_OSERR

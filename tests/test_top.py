@@ -110,23 +110,29 @@ def test_once_server_shows_the_traffic(server):
     assert re.search(r"uptime \d\d:\d\d:\d\d", out)
 
 
-def _frames(proc, after_first=None) -> list[str]:
-    """Every frame of a non-TTY pymc top; ``after_first`` runs as soon as the first frame
-    shows (its sample is taken by then: the next one is an interval away)."""
-    frames: list[list[str]] = []
-    for line in proc.stdout:
-        if line.startswith("pymc top "):
-            frames.append([])
-            if len(frames) == 1 and after_first is not None:
-                after_first()
-        frames[-1].append(line)
-    return ["".join(frame) for frame in frames]
+def _frames(port: int, count: int, interval: float, after_first) -> tuple[list[str], int]:
+    """(every frame, exit status) of a non-TTY ``pymc top --count --interval`` on ``port``;
+    ``after_first`` runs as soon as the first frame shows (its sample is taken by then: the
+    next one is an interval away)."""
+    proc = subprocess.Popen(TOP + ["127.0.0.1:%d" % port, "--count", str(count),
+                                   "--interval", str(interval)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        frames: list[list[str]] = []
+        for line in proc.stdout:
+            if line.startswith("pymc top "):
+                frames.append([])
+                if len(frames) == 1:
+                    after_first()
+            frames[-1].append(line)
+        return ["".join(frame) for frame in frames], proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_rates_between_two_frames_server(server):
     traffic(server)
-    proc = subprocess.Popen(TOP + ["127.0.0.1:%d" % server.port, "--count", "2",
-                                   "--interval", "0.5"], stdout=subprocess.PIPE, text=True)
 
     def more_gets():
         client = server.connect()
@@ -134,12 +140,8 @@ def test_rates_between_two_frames_server(server):
             client.until_end(b"get k%d\r\n" % (i % 3))  # 10 hits
         client.close()
 
-    try:
-        frames = _frames(proc, more_gets)
-        assert proc.wait(30) == 0
-    finally:
-        proc.kill()
-        proc.wait()
+    frames, status = _frames(server.port, 2, 0.5, more_gets)
+    assert status == 0
     assert len(frames) == 2
     seconds = float(re.search(r"rates over the last ([0-9.]+) s", frames[1]).group(1))
     assert 0.3 < seconds < 5
@@ -185,8 +187,6 @@ def test_once_router_shows_requests_replies_and_tko(router):
 
 def test_rates_between_two_frames_router(router):
     process, backends, dead = router()
-    proc = subprocess.Popen(TOP + ["127.0.0.1:%d" % process.port, "--count", "2",
-                                   "--interval", "0.5"], stdout=subprocess.PIPE, text=True)
 
     def more_gets():
         client = process.connect()
@@ -194,12 +194,8 @@ def test_rates_between_two_frames_router(router):
             client.until_end(b"get r%d\r\n" % i)
         client.close()
 
-    try:
-        frames = _frames(proc, more_gets)
-        assert proc.wait(30) == 0
-    finally:
-        proc.kill()
-        proc.wait()
+    frames, status = _frames(process.port, 2, 0.5, more_gets)
+    assert status == 0
     requests = section(frames[1], "requests")
     # pymc top's own admin gets (config md5 and file) are not in the rate.
     assert requests["get"][1] == 12
@@ -224,15 +220,11 @@ def test_bad_address_is_a_usage_error():
 
 def test_server_going_away_is_reported_and_retried():
     server = ServerProcess([])
-    proc = subprocess.Popen(TOP + ["127.0.0.1:%d" % server.port, "--count", "4",
-                                   "--interval", "0.3"], stdout=subprocess.PIPE, text=True)
     try:
-        frames = _frames(proc, server.stop)
-        assert proc.wait(30) == 1  # the last frame was an error
+        frames, status = _frames(server.port, 4, 0.3, server.stop)
     finally:
         server.stop()
-        proc.kill()
-        proc.wait()
+    assert status == 1  # the last frame was an error
     assert "memcached 1.6.18" in frames[0]
     assert "cannot read stats from 127.0.0.1:%d" % server.port in frames[-1]
     assert "retrying every 0.3 s" in frames[-1]

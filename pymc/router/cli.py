@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in IGNORED + IGNORED_SWITCHES:
         if getattr(args, name.replace("-", "_")) not in (None, False):
             logger.debug("--%s is accepted for mcrouter compatibility and ignored", name)
-    from ..sockets import raise_open_files_limit, split_hosts
+    from ..sockets import raise_open_files_limit
     try:
         options = options_from(args)
         from .config import load
@@ -149,15 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pymc-router: cannot listen on {options.listen_addresses}:{options.port}: "
               f"{exc.strerror}; pick another port with -p", file=sys.stderr)
         return 71
+    from ..metrics import start_for_main
     from .metrics import start_metrics
-    try:
-        metrics = start_metrics(server)
-    except OSError as exc:
-        print(f"pymc-router: cannot serve metrics on {split_hosts(options.listen_addresses)[0]}:"
-              f"{options.metrics_port}: {exc.strerror}; pick another port with "
-              "--metrics-port, 0 for none", file=sys.stderr)
-        server.stop()
-        return 71
+    metrics, status = start_for_main(server, start_metrics, options.listen_addresses,
+                                     options.metrics_port,
+                                     failure="pymc-router: cannot serve metrics",
+                                     flags="--metrics-port")
+    if status:
+        return status
     import gevent
     import signal
     for signum in (signal.SIGINT, signal.SIGTERM):

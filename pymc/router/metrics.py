@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import psutil
 
-from ..metrics import ProcessCollector, family, new_registry
+from ..metrics import ProcessCollector, family, new_registry, non_empty, single, start_endpoint
 from .stats import server_key
 
 #: The operations the exporter asks ``cmd_<op>_count`` for, then the extra ones we count.
@@ -46,6 +46,24 @@ SERVER_RESULTS = (
     ("connect_timeout", "connect_timeout", "Number of memcached connect timeouts"),
     ("timeout", "timeout", "Number of memcached timeouts"),
 )
+#: ``stats all`` values served as they are: (field, metric, kind, help)
+GENERAL = (
+    ("dev_null_requests", "mcrouter_dev_null_requests", "counter",
+     "Number of requests sent to DevNullRoute."),
+    ("duration_us", "mcrouter_duration_us", "gauge",
+     "Average time of processing a request (i.e. receiving request and sending a reply)."),
+    ("proxy_reqs_processing", "mcrouter_proxy_reqs_processing", "gauge",
+     "Requests mcrouter started routing but didn't receive a reply yet."),
+    ("proxy_reqs_waiting", "mcrouter_proxy_reqs_waiting", "gauge",
+     "Requests queued up and not routed yet."),
+    ("config_failures", "mcrouter_config_failures", "counter",
+     "How many times mcrouter failed to reconfigure (if > 0 and growing, check the config is "
+     "valid)."),
+    ("config_last_attempt", "mcrouter_config_last_attempt", "gauge",
+     "UNIX timestamp of last time mcrouter tried to reconfigure."),
+    ("config_last_success", "mcrouter_config_last_success", "gauge",
+     "UNIX timestamp of last time mcrouter reconfigured successfully."),
+)
 
 class RouterCollector:
     """The mcrouter exporter's series (with per-server metrics) for one ``RouterServer``."""
@@ -61,18 +79,13 @@ class RouterCollector:
         results = dict(stats.result_counts(suffix=""))
         rates = stats.rates()
 
-        up = family("mcrouter_up", "Could the mcrouter server be reached.", "gauge")
-        up.add_metric([], 1)
-        yield up
-        yield _single("mcrouter_start_time_seconds", "UNIX timestamp of mcrouter startup time.",
-                      "counter", int(server.started))
-        version = family("mcrouter_version", "Version of mcrouter binary.", "gauge", ["version"])
-        version.add_metric([str(general["version"])], 1)
-        yield version
-        args = family("mcrouter_commandargs", "Command line arguments used to start mcrouter.",
-                      "gauge", ["commandargs"])
-        args.add_metric([str(general["commandargs"])], 1)
-        yield args
+        yield single("mcrouter_up", "Could the mcrouter server be reached.", "gauge", 1)
+        yield single("mcrouter_start_time_seconds", "UNIX timestamp of mcrouter startup time.",
+                     "counter", int(server.started))
+        yield single("mcrouter_version", "Version of mcrouter binary.", "gauge", 1,
+                     version=str(general["version"]))
+        yield single("mcrouter_commandargs", "Command line arguments used to start mcrouter.",
+                     "gauge", 1, commandargs=str(general["commandargs"]))
 
         ops = list(EXPORTER_OPS) + sorted(set(commands) - set(EXPORTER_OPS))
         rate = family("mcrouter_commands", "Average number of received requests per second "
@@ -85,22 +98,8 @@ class RouterCollector:
         yield rate
         yield count
 
-        yield _single("mcrouter_dev_null_requests", "Number of requests sent to DevNullRoute.",
-                      "counter", general["dev_null_requests"])
-        yield _single("mcrouter_duration_us", "Average time of processing a request (i.e. "
-                      "receiving request and sending a reply).", "gauge",
-                      general["duration_us"])
-        yield _single("mcrouter_proxy_reqs_processing", "Requests mcrouter started routing but "
-                      "didn't receive a reply yet.", "gauge", general["proxy_reqs_processing"])
-        yield _single("mcrouter_proxy_reqs_waiting", "Requests queued up and not routed yet.",
-                      "gauge", general["proxy_reqs_waiting"])
-        yield _single("mcrouter_config_failures", "How many times mcrouter failed to "
-                      "reconfigure (if > 0 and growing, check the config is valid).", "counter",
-                      general["config_failures"])
-        yield _single("mcrouter_config_last_attempt", "UNIX timestamp of last time mcrouter "
-                      "tried to reconfigure.", "gauge", general["config_last_attempt"])
-        yield _single("mcrouter_config_last_success", "UNIX timestamp of last time mcrouter "
-                      "reconfigured successfully.", "gauge", general["config_last_success"])
+        for field, name, kind, documentation in GENERAL:
+            yield single(name, documentation, kind, general[field])
 
         replies = list(EXPORTER_REPLIES) + sorted(
             {name[len("result_"):] for name in results if not name.endswith("_all")}
@@ -124,23 +123,23 @@ class RouterCollector:
         yield from (result_rate, result_count, all_rate, all_count)
 
         clients = general["num_client_connections"]
-        yield _single("mcrouter_clients", "Number of connected clients.", "counter", clients)
-        yield _single("mcrouter_num_client_connections", "Number of connected clients (version "
-                      "39 and after).", "gauge", clients)
+        yield single("mcrouter_clients", "Number of connected clients.", "counter", clients)
+        yield single("mcrouter_num_client_connections", "Number of connected clients (version "
+                     "39 and after).", "gauge", clients)
         servers = family("mcrouter_servers", "Number of connected memcached servers.", "gauge",
                          ["state"])
         for state in ("closed", "down", "new", "up"):
             servers.add_metric([state], general["num_servers_" + state])
         yield servers
 
-        yield _single("mcrouter_cpu_seconds_total", "Number of seconds mcrouter spent on CPU.",
-                      "counter", float(general["rusage_user"]) + float(general["rusage_system"]))
-        yield _single("mcrouter_resident_memory_bytes", "Number of bytes of resident memory.",
-                      "counter", general["ps_rss"])
+        yield single("mcrouter_cpu_seconds_total", "Number of seconds mcrouter spent on CPU.",
+                     "counter", float(general["rusage_user"]) + float(general["rusage_system"]))
+        yield single("mcrouter_resident_memory_bytes", "Number of bytes of resident memory.",
+                     "counter", general["ps_rss"])
         vsize = _vsize()
         if vsize is not None:
-            yield _single("mcrouter_virtual_memory_bytes", "Number of bytes of virtual memory.",
-                          "counter", vsize)
+            yield single("mcrouter_virtual_memory_bytes", "Number of bytes of virtual memory.",
+                         "counter", vsize)
         yield from self._servers()
 
     def _servers(self):
@@ -171,15 +170,7 @@ class RouterCollector:
                 target.add_metric(key, results.get(field, 0))
             soft.add_metric(key, 1 if destination.tko.is_soft else 0)
             hard.add_metric(key, 1 if destination.tko.is_hard else 0)
-        for target in (duration, processing, waiting, *counts.values(), soft, hard):
-            if target.samples:
-                yield target
-
-
-def _single(name: str, documentation: str, kind: str, value):
-    metric = family(name, documentation, kind)
-    metric.add_metric([], float(value))
-    return metric
+        yield from non_empty(duration, processing, waiting, *counts.values(), soft, hard)
 
 
 def _vsize() -> int | None:
@@ -197,13 +188,7 @@ def registry_for(server):
 def start_metrics(server):
     """Serve /metrics for ``server`` on the first of its listen addresses, port
     ``options.metrics_port`` (OSError when taken). Returns the endpoint, or None for port 0."""
-    from ..metrics import MetricsEndpoint
-
-    port = server.options.metrics_port
-    if not port:
-        return None
-    endpoint = MetricsEndpoint(server.options.listen_addresses, port, registry_for(server),
-                               title="pymc-router")
-    endpoint.start()
-    return endpoint
+    options = server.options
+    return start_endpoint(options.listen_addresses, options.metrics_port, registry_for(server),
+                          "pymc-router")
 

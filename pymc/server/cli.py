@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(settings.pid_file, "w") as handle:
             handle.write("%d\n" % os.getpid())
     from .app import Server, install_signal_handlers  # gevent only once we really serve
-    from ..sockets import raise_open_files_limit, split_hosts
+    from ..sockets import raise_open_files_limit
 
     raise_open_files_limit()
     server = Server(settings)
@@ -44,15 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed to listen on {settings.listen}:{settings.port}: {exc.strerror}; "
               "pick another port with -p or stop what holds it", file=sys.stderr)
         return 71  # memcached's EX_OSERR
+    from ..metrics import start_for_main
     from .metrics import start_metrics
-    try:
-        metrics = start_metrics(server)
-    except OSError as exc:
-        print(f"failed to serve metrics on {split_hosts(settings.listen)[0]}:"
-              f"{settings.metrics_port}: {exc.strerror}; pick another port with "
-              "--metrics-port (or -o metrics_port=N), 0 for none", file=sys.stderr)
-        server.stop()
-        return 71
+    metrics, status = start_for_main(server, start_metrics, settings.listen,
+                                     settings.metrics_port, failure="failed to serve metrics",
+                                     flags="--metrics-port (or -o metrics_port=N)")
+    if status:
+        return status
     install_signal_handlers(server)
     server.serve_forever()
     from .verbose import exiting

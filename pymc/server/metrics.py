@@ -15,7 +15,7 @@ mode (``memcached_proxy_*``, ``round_robin_fallback_total``, ``unexpected_napi_i
 
 from __future__ import annotations
 
-from ..metrics import ProcessCollector, family, new_registry
+from ..metrics import ProcessCollector, family, new_registry, non_empty, single, start_endpoint
 from ..storage.stats import items_stats, slabs_stats
 from .stats import general_stats, settings_stats
 
@@ -188,13 +188,9 @@ class ServerCollector:
             item_rows.setdefault(int(cid), {})[field] = value
         config = dict(settings_stats(cache, settings, server))
 
-        up = family("memcached_up", "Could the memcached server be reached.", "gauge")
-        up.add_metric([], 1)
-        yield up
-        version = family("memcached_version", "The version of this memcached server.", "gauge",
-                         ["version"])
-        version.add_metric([str(stats["version"])], 1)
-        yield version
+        yield single("memcached_up", "Could the memcached server be reached.", "gauge", 1)
+        yield single("memcached_version", "The version of this memcached server.", "gauge", 1,
+                     version=str(stats["version"]))
 
         commands = family("memcached_commands_total", "Total number of all requests broken down "
                           "by command (get, set, etc.) and status.", "counter",
@@ -211,13 +207,13 @@ class ServerCollector:
 
         for key, name, kind, documentation in GENERAL:
             if key in stats:
-                yield _single(name, documentation, kind, _number(stats[key]))
+                yield single(name, documentation, kind, stats[key])
 
-        yield _single("memcached_max_connections", "Maximum number of clients allowed.", "gauge",
-                      _number(config["maxconns"]))
+        yield single("memcached_max_connections", "Maximum number of clients allowed.", "gauge",
+                     config["maxconns"])
         if config.get("lru_crawler") == "yes":
             for key, name, documentation in LRU_SETTINGS:
-                yield _single(name, documentation, "gauge", _setting(config[key]))
+                yield single(name, documentation, "gauge", _setting(config[key]))
 
         yield from self._items(item_rows)
         yield from self._slabs(slab_rows)
@@ -236,9 +232,7 @@ class ServerCollector:
             for field, lru in LRU_HITS:
                 if field in row:
                     hits.add_metric([slab, lru], _number(row[field]))
-        for target in (hits, *families.values()):
-            if target.samples:
-                yield target
+        yield from non_empty(hits, *families.values())
 
     @staticmethod
     def _slabs(rows: dict[int, dict[str, object]]):
@@ -258,9 +252,7 @@ class ServerCollector:
                 target.add_metric([slab], _number(row[field]))
         # (memcached before 1.6 also had mem_requested here; 1.6, like pymc, has it in
         # stats items, where the exporter reads it as a counter)
-        for target in (commands, *gauges.values()):
-            if target.samples:
-                yield target
+        yield from non_empty(commands, *gauges.values())
 
 
 def _number(value) -> float:
@@ -276,12 +268,6 @@ def _setting(value) -> float:
     return float(value)
 
 
-def _single(name: str, documentation: str, kind: str, value: float):
-    metric = family(name, documentation, kind)
-    metric.add_metric([], value)
-    return metric
-
-
 def registry_for(server):
     """The registry /metrics serves for ``server``: its stats, and this process under both
     memcached_exporter's ``memcached_process_*`` names and the usual ``process_*`` ones."""
@@ -292,12 +278,6 @@ def registry_for(server):
 def start_metrics(server):
     """Serve /metrics for ``server`` on the first of its -l addresses, port
     ``settings.metrics_port`` (OSError when taken). Returns the endpoint, or None for port 0."""
-    from ..metrics import MetricsEndpoint
-
-    port = server.settings.metrics_port
-    if not port:
-        return None
-    endpoint = MetricsEndpoint(server.settings.listen, port, registry_for(server),
-                               title="pymc-server")
-    endpoint.start()
-    return endpoint
+    settings = server.settings
+    return start_endpoint(settings.listen, settings.metrics_port, registry_for(server),
+                          "pymc-server")

@@ -11,21 +11,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .servers import ServerHandle, _running
+from .servers import ServerHandle, _Lifecycle, _running
 
 
-class TwoDCLab:
+class TwoDCLab(_Lifecycle):
     def __init__(self, topology=None, lab_dir: str | os.PathLike | None = None) -> None:
         self.topology = topology
         self._own_dir = lab_dir is None
         self.dir = Path(lab_dir) if lab_dir is not None else None
         self.lab = None  # the pymc.lab.runner.Lab once started
-
-    def __enter__(self) -> "TwoDCLab":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def __getattr__(self, name: str):
         lab = self.__dict__.get("lab")
@@ -39,13 +33,7 @@ class TwoDCLab:
         if self.dir is None:
             self.dir = Path(tempfile.mkdtemp(prefix="pymc-lab-"))
         self.lab = Lab.create(self.topology, self.dir, base_port=0)
-        try:
-            self.lab.up()
-        except BaseException:
-            self.stop()
-            raise
-        _running.add(self)
-        return self
+        return self._start_or_clean_up(self.lab.up)
 
     def stop(self) -> None:
         if self.lab is not None:

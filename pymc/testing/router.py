@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .servers import (READY_TIMEOUT, MemcachedServer, ServerHandle, _running, default_mode,
-                      exchange, parse_stats, start_all)
+from .servers import (READY_TIMEOUT, MemcachedServer, ServerHandle, _running, _Service,
+                      default_mode, exchange, start_all)
 
 AUTO = "auto"
 
@@ -46,12 +46,13 @@ def is_placeholder(server) -> bool:
     return isinstance(server, str) and ":" not in server
 
 
-class Router(ServerHandle):
+class Router(_Service):
     """pymc-router on a free 127.0.0.1 port for ``config`` with mcrouter ``flags``; the
     backends its placeholders ask for run in the same ``mode`` with ``server_args``.
 
     ``router.servers`` maps each pool to its servers in config order (``MemcachedServer``
-    for started ones, ``ServerHandle`` for addresses given as they are).
+    for started ones, ``ServerHandle`` for addresses given as they are). ``stats(group)``
+    takes the router's groups (``all``, ``detailed``, ``servers``, ``suspect_servers``, ...).
     """
 
     def __init__(self, config, *flags: str, mode: str | None = None, server_args=(),
@@ -69,64 +70,30 @@ class Router(ServerHandle):
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else None
         self.config_path: Path | None = None
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-        self._server = None  # in-process: the pymc.router.server.RouterServer
-        self._hub = None
-
-    def __enter__(self) -> "Router":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> "Router":
-        try:
-            rewritten = self._plan_backends()
-            start_all(self.backends)
-            self._write_config(rewritten)
-            if self.mode == "inprocess":
-                self._start_inprocess()
-            else:
-                self._start_subprocess()
-        except BaseException:
-            self.stop()
-            raise
-        _running.add(self)
-        return self
+        return self._start_or_clean_up(self._start_with_backends)
+
+    def _start_with_backends(self) -> None:
+        rewritten = self._plan_backends()
+        start_all(self.backends)
+        self._write_config(rewritten)
+        if self.mode == "inprocess":
+            self._start_inprocess()
+        else:
+            self._start_subprocess()
 
     def stop(self) -> None:
         """Stop the router, then the servers started for it. Safe to call twice."""
-        self._close_clients()
-        if self.proc is not None:
-            from ..processes import stop_process
-            stop_process(self.proc)
-            self.proc = None
-        if self._server is not None:
-            server, self._server = self._server, None
-            try:
-                self._hub.call(server.stop)
-            finally:
-                from . import _hub
-                _hub.release()
-                self._hub = None
+        self._stop_service()
         for backend in self.backends:
             backend.stop()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
         _running.discard(self)
-
-    @property
-    def running(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        return self._server is not None and bool(self._server.listeners)
 
     def reset(self) -> None:
         """Every started backend back to clean (``MemcachedServer.reset``)."""
@@ -164,21 +131,6 @@ class Router(ServerHandle):
                     return handle
         host, _, port = targets[0].rpartition(":")
         return ServerHandle(host.strip("[]"), int(port))
-
-    def stats(self, group: str = "") -> dict:
-        """The router's ``stats [group]`` (``all``, ``detailed``, ``servers``,
-        ``suspect_servers``, ...) as name → value."""
-        reply = self.command(f"stats {group}".strip())
-        if not reply.endswith(b"END\r\n"):
-            raise RuntimeError(f"stats {group} on {self.address}: {reply!r}")
-        return parse_stats(reply)
-
-    def log(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
 
     def advance_time(self, seconds: int) -> None:
         """Move the clock of every started backend (``MemcachedServer.advance_time``)."""
@@ -284,7 +236,6 @@ class Router(ServerHandle):
     def _start_inprocess(self) -> None:
         from ..router.cli import build_parser, options_from
         from ..router.jsonc import ConfigError
-        from . import _hub
 
         try:
             args = build_parser().parse_args(self._argv())
@@ -303,15 +254,7 @@ class Router(ServerHandle):
             server.start()
             return server
 
-        self._hub = _hub.acquire()
         try:
-            self._server = self._hub.call(build)
+            self._start_on_hub(build)
         except ConfigError as exc:
-            self._hub = None
-            _hub.release()
             raise RuntimeError(f"pymc-router: bad config: {exc}") from None
-        except BaseException:
-            self._hub = None
-            _hub.release()
-            raise
-        self.port = self._server.port

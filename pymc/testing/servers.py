@@ -165,9 +165,89 @@ class ServerHandle:
                                    f"{reply.decode(errors='replace').strip()!r}{hint}")
 
 
-# -- a server the test owns ---------------------------------------------------------------------
+# -- what the test owns -------------------------------------------------------------------------
 
-class MemcachedServer(ServerHandle):
+class _Lifecycle:
+    """Started by ``with`` or ``start()``, stopped by the block's end or ``stop()``; anything
+    still running when the process exits is stopped then (``_running``)."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _start_or_clean_up(self, bring_up):
+        """``bring_up()``; if it fails part way, ``stop()`` undoes what it got running."""
+        try:
+            bring_up()
+        except BaseException:
+            self.stop()
+            raise
+        _running.add(self)
+        return self
+
+
+class _Service(_Lifecycle, ServerHandle):
+    """A pymc-server or pymc-router the test runs: a subprocess (``proc``, its output in
+    ``_log``) or, in-process, ``_server`` on the shared hub thread (``_hub``)."""
+
+    def __init__(self, host: str, port: int, name: str = "") -> None:
+        super().__init__(host, port, name)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self._server = None
+        self._hub = None
+
+    @property
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self._server is not None and bool(self._server.listeners)
+
+    def log(self) -> str:
+        """What a subprocess printed so far (in-process ones log through ``logging``)."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def _stop_service(self) -> None:
+        """Its clients closed, then the subprocess or in-process server stopped (SIGTERM, then
+        SIGKILL; in-process: listeners and connections closed). Safe to call twice."""
+        self._close_clients()
+        if self.proc is not None:
+            from ..processes import stop_process
+            stop_process(self.proc)
+            self.proc = None
+        if self._server is not None:
+            server, self._server = self._server, None
+            try:
+                self._hub.call(server.stop)
+            finally:
+                from . import _hub
+                _hub.release()
+                self._hub = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _start_on_hub(self, build) -> None:
+        """Run ``build()`` (it returns the started server) on the in-process hub thread."""
+        from . import _hub
+
+        self._hub = _hub.acquire()
+        try:
+            self._server = self._hub.call(build)
+        except BaseException:
+            self._hub = None
+            _hub.release()
+            raise
+        self.port = self._server.port
+
+
+class MemcachedServer(_Service):
     """A pymc-server on a free 127.0.0.1 port, with ``-o debugtime`` (for ``advance_time``)
     unless ``debugtime=False``; ``args`` are pymc-server's (memcached's) flags.
 
@@ -187,25 +267,7 @@ class MemcachedServer(ServerHandle):
         self.debugtime = any("debugtime" in arg for arg in self.args)
         self.ready_timeout = ready_timeout
         self._requested_port = port
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-        self._server = None  # in-process: the pymc.server.app.Server
-        self._hub = None
         self._initial: dict = {}  # its ``stats settings`` once started
-
-    def __enter__(self) -> "MemcachedServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        if self._server is not None:
-            return bool(self._server.listeners)
-        return False
 
     def start(self) -> "MemcachedServer":
         start_all([self])
@@ -236,33 +298,9 @@ class MemcachedServer(ServerHandle):
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL; in-process: close its listeners and
         connections). Safe to call twice."""
-        self._close_clients()
-        if self.proc is not None:
-            from ..processes import stop_process
-            stop_process(self.proc)
-            self.proc = None
-        if self._server is not None:
-            server, self._server = self._server, None
-            try:
-                self._hub.call(server.stop)
-            finally:
-                from . import _hub
-                _hub.release()
-                self._hub = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._stop_service()
         self.time_offset = 0
         _running.discard(self)
-
-    def log(self) -> str:
-        """What a subprocess server printed so far (in-process servers log through
-        ``logging``)."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
 
     # -- subprocess ---------------------------------------------------------------------------
 
@@ -308,7 +346,6 @@ class MemcachedServer(ServerHandle):
 
     def _start_inprocess(self) -> None:
         from ..server.settings import UsageError, parse_args
-        from . import _hub
 
         try:
             settings, action = parse_args(["-p", str(self._requested_port), "-l", self.host,
@@ -325,14 +362,7 @@ class MemcachedServer(ServerHandle):
             server.start()
             return server
 
-        self._hub = _hub.acquire()
-        try:
-            self._server = self._hub.call(build)
-        except BaseException:
-            self._hub = None
-            _hub.release()
-            raise
-        self.port = self._server.port
+        self._start_on_hub(build)
         _running.add(self)
 
 

@@ -6,18 +6,16 @@ that never answers (soft TKO)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from pymc.router.stats import RATE_WINDOW_SECONDS, RateWindow
 from tests.conftest import free_port
-from tests.server.test_metrics import families, sample, scrape, served_names, stat_lines, \
-    wait_for_metrics
+from tests.scraping import families, sample, scrape, serve_while_scraping, served_names, \
+    stat_lines, taken_port, wait_for_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -298,10 +296,7 @@ def test_bad_metrics_port_is_a_usage_error(value, message):
 
 
 def test_metrics_port_in_use_fails_clearly():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         done = run_router("--metrics-port", str(port))
     assert done.returncode == 71, done
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
@@ -327,36 +322,9 @@ def test_scraping_under_load_does_not_stall_clients(start_server, start_router):
         "127.0.0.1:%d" % s.port for s in backends]}}, "route": "PoolRoute|A"},
         "--metrics-port", str(port))
     wait_for_metrics(port)
-    stop = threading.Event()
-    scrapes: list[float] = []
-    errors: list[BaseException] = []
-
-    def scraper():
-        try:
-            while not stop.is_set():
-                assert "mcrouter_up 1.0" in scrape(port)
-                scrapes.append(time.monotonic())
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=scraper, daemon=True)
-    thread.start()
     client = router.connect()
-    worst, i = 0.0, 0
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        value = b"%d" % i
-        started = time.monotonic()
-        assert client.call(b"set load%d 0 0 %d\r\n%s\r\n" % (i % 50, len(value), value)) == \
-            b"STORED\r\n"
-        assert client.until_end(b"get load%d\r\n" % (i % 50)) == \
-            b"VALUE load%d 0 %d\r\n%s\r\nEND\r\n" % (i % 50, len(value), value)
-        worst = max(worst, time.monotonic() - started)
-        i += 1
-    stop.set()
-    thread.join(10)
+    requests, scrapes, worst = serve_while_scraping(client, port, "mcrouter_up 1.0")
     client.close()
-    assert not errors, errors
-    assert len(scrapes) > 10
-    assert i > 100
+    assert scrapes > 10
+    assert requests > 100
     assert worst < 0.5, f"a request waited {worst:.3f} s behind a scrape"

@@ -96,6 +96,25 @@ def spawn(command: list[str], **kwargs):
                 pipe.close()
 
 
+@contextlib.contextmanager
+def listening_vv(command: list[str], port: int):
+    """``command -vv -p port`` once it says it is listening: (the process, its stderr)."""
+    with spawn(command + ["-vv", "-p", str(port)], stderr=subprocess.PIPE) as proc:
+        output = Output(proc.stderr)
+        output.until(b"server listening")
+        yield proc, output
+
+
+def lines_after(lines: list[bytes], marker: bytes) -> list[bytes]:
+    """The lines after the first one containing ``marker``."""
+    return lines[next(i for i, line in enumerate(lines) if marker in line) + 1:]
+
+
+def without_fds(lines: list[bytes]) -> list[bytes]:
+    """Descriptor numbers (they differ between runs and servers) written as FD."""
+    return [FD.sub(rb"\1FD\2", line) for line in lines]
+
+
 def startup_lines(command: list[str]) -> list[bytes]:
     """stderr of ``command -vv`` up to and including its listening line."""
     with spawn(command, stderr=subprocess.PIPE) as proc:
@@ -128,7 +147,7 @@ def test_vv_startup_matches_memcached(flags):
     assert [line for line in ours if line.startswith(b"slab class")] == \
         [line for line in theirs if line.startswith(b"slab class")]
     # Then one listening line per listener; only the descriptor number differs.
-    assert FD.sub(rb"\1FD\2", b"\n".join(ours)) == FD.sub(rb"\1FD\2", b"\n".join(theirs))
+    assert without_fds(ours) == without_fds(theirs)
     protocol = b"ascii" if "ascii" in flags else b"auto-negotiate"
     assert re.fullmatch(rb"<\d+ server listening \(%s\)" % protocol, ours[-1])
 
@@ -167,9 +186,7 @@ COMMANDS = [  # (bytes sent, end of the reply to wait for; b"" for none)
 def command_log(command: list[str], port: int) -> tuple[list[bytes], bytes]:
     """(stderr lines after start-up with descriptors normalised, every reply) for COMMANDS
     on one connection, then a close and a SIGTERM."""
-    with spawn(command + ["-vv", "-p", str(port)], stderr=subprocess.PIPE) as proc:
-        output = Output(proc.stderr)
-        output.until(b"server listening")
+    with listening_vv(command, port) as (proc, output):
         replies = b""
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             for data, end in COMMANDS:
@@ -181,8 +198,7 @@ def command_log(command: list[str], port: int) -> tuple[list[bytes], bytes]:
         proc.terminate()
         proc.wait(10)
         lines = output.rest()
-    start = next(i for i, line in enumerate(lines) if b"server listening" in line) + 1
-    return [FD.sub(rb"\1FD\2", line) for line in lines[start:]], replies
+    return without_fds(lines_after(lines, b"server listening")), replies
 
 
 @needs_memcached
@@ -200,9 +216,7 @@ def test_vv_command_lines_match_memcached():
 def test_vv_command_lines_without_memcached():
     """The same lines, checked on their own (memcached 1.6.18's, recorded)."""
     port = free_port()
-    with spawn(PYMC + ["-vv", "-p", str(port)], stderr=subprocess.PIPE) as proc:
-        output = Output(proc.stderr)
-        output.until(b"server listening")
+    with listening_vv(PYMC, port) as (_, output):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             roundtrip(sock, b"set foo 0 0 3\r\nbar\r\n", b"\r\n")
             sock.sendall(b"set foo 0 0 3 noreply\r\nbaz\r\n")
@@ -210,8 +224,8 @@ def test_vv_command_lines_without_memcached():
             roundtrip(sock, b"cas foo 0 0 1 999\r\nx\r\n", b"\r\n")
             roundtrip(sock, b"mn\r\n", b"MN\r\n")
         lines = output.until(b"connection closed.")
-    lines = lines[next(i for i, line in enumerate(lines) if b"server listening" in line) + 1:]
-    assert [FD.sub(rb"\1FD\2", line) for line in lines] == [
+    lines = lines_after(lines, b"server listening")
+    assert without_fds(lines) == [
         b"<FD new auto-negotiating client connection",
         b"FD: Client using the ascii protocol",
         b"<FD set foo 0 0 3", b">FD STORED",
@@ -239,7 +253,7 @@ def test_verbosity_command_turns_the_log_on_and_off():
         proc.wait(10)
         lines = output.rest()
     # As memcached: the new level applies to the OK of `verbosity 2`, not of `verbosity 0`.
-    assert [FD.sub(rb"\1FD\2", line) for line in lines] == [
+    assert without_fds(lines) == [
         b">FD OK", b"<FD get loud", b">FD END", b"<FD verbosity 0"]
 
 
@@ -261,16 +275,14 @@ def test_signals_end_like_memcached(signum, last):
     """SIGTERM/SIGINT: memcached just leaves (no `connection closed.` for open connections);
     SIGUSR1: a graceful stop, which says so. Both exit 0."""
     port = free_port()
-    with spawn(PYMC + ["-vv", "-p", str(port)], stderr=subprocess.PIPE) as proc:
-        output = Output(proc.stderr)
-        output.until(b"server listening")
+    with listening_vv(PYMC, port) as (proc, output):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             roundtrip(sock, b"version\r\n", b"\r\n")
             output.until(b"VERSION")
             proc.send_signal(signum)
             assert proc.wait(10) == 0
             lines = output.rest()
-    tail = lines[next(i for i, line in enumerate(lines) if b"VERSION" in line) + 1:]
+    tail = lines_after(lines, b"VERSION")
     if signum == signal.SIGTERM:
         assert tail == [last]
     else:

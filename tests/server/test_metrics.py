@@ -4,10 +4,8 @@ and labels, with values checked against ``stats``, ``stats items``, ``stats slab
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,9 +13,10 @@ import urllib.request
 import pytest
 from prometheus_client.openmetrics.parser import \
     text_string_to_metric_families as parse_openmetrics
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
+from tests.scraping import families, family_of, sample, scrape, serve_while_scraping, \
+    served_names, stat_lines, taken_port, wait_for_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -119,42 +118,6 @@ CPU_FIELDS = {"rusage_user", "rusage_system"}
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def scrape(port: int, accept: str | None = None) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-    if accept:
-        request.add_header("Accept", accept)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-        return response.read().decode()
-
-
-def families(text: str) -> dict:
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-def sample(found: dict, name: str, **labels) -> float:
-    """The value of the sample ``name{labels}`` (counter families are keyed without _total)."""
-    family = found.get(name) or found.get(name[:-len("_total")])
-    assert family is not None, f"{name} not served"
-    for s in family.samples:
-        if s.name == name and s.labels == labels:
-            return s.value
-    raise AssertionError(f"{name}{labels} not served; have {[s.labels for s in family.samples]}")
-
-
-def served_names(found: dict) -> set[str]:
-    return {s.name for family in found.values() for s in family.samples}
-
-
-def stat_lines(reply: bytes) -> dict[str, str]:
-    out = {}
-    for line in reply.decode().splitlines():
-        if line.startswith("STAT "):
-            _, name, value = line.split(" ", 2)
-            out[name] = value
-    return out
-
-
 def snapshot(client) -> tuple[dict, dict, dict, dict, int]:
     """``stats items``, ``stats slabs``, ``stats settings``, then plain ``stats`` last (so a scrape
     right after sees bytes_written grown by exactly the length of that last reply)."""
@@ -205,16 +168,12 @@ def traffic(client) -> dict[str, int]:
     return {"get_hit": 16, "get_miss": 5, "sets": 21, "cas": 3}
 
 
-def wait_for_metrics(port: int, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            scrape(port)
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.05)
+def scrape_after_traffic(server) -> tuple[dict, dict[str, int]]:
+    """(the families scraped after ``traffic``, what ``traffic`` made)."""
+    client = server.connect()
+    made = traffic(client)
+    client.close()
+    return families(scrape(server.metrics_port)), made
 
 
 @pytest.fixture
@@ -248,7 +207,7 @@ def test_scrape_matches_stats_items_slabs_and_settings(metrics_server):
 
     for name, (field, kind) in GENERAL.items():
         value = sample(found, name)
-        assert found[name[:-6] if kind == "counter" else name].type == kind, name
+        assert family_of(found, name).type == kind, name
         expected = float(general[field])
         if field == "bytes_written":
             expected += last_reply
@@ -296,7 +255,7 @@ def test_scrape_matches_stats_items_slabs_and_settings(metrics_server):
             assert sample(found, "memcached_slab_lru_hits_total", slab=slab,
                           lru=lru) == float(row[field])
     for name, (field, kind) in ITEMS.items():
-        assert found[name[:-6] if kind == "counter" else name].type == kind, name
+        assert family_of(found, name).type == kind, name
     evicted = sum(sample(found, "memcached_slab_items_evicted_total", slab=slab)
                   for slab in item_rows)
     assert evicted == float(general["evictions"])
@@ -317,10 +276,7 @@ def test_scrape_matches_stats_items_slabs_and_settings(metrics_server):
 
 
 def test_command_counts_follow_the_exporters_derivation(metrics_server):
-    client = metrics_server.connect()
-    made = traffic(client)
-    client.close()
-    found = families(scrape(metrics_server.metrics_port))
+    found, made = scrape_after_traffic(metrics_server)
 
     def commands(command, status):
         return sample(found, "memcached_commands_total", command=command, status=status)
@@ -339,9 +295,7 @@ def test_command_counts_follow_the_exporters_derivation(metrics_server):
 
 
 def test_dashboard_and_process_names_are_served(metrics_server):
-    client = metrics_server.connect()
-    traffic(client)
-    found = families(scrape(metrics_server.metrics_port))
+    found, _ = scrape_after_traffic(metrics_server)
     names = served_names(found)
     missing = [name for name in DASHBOARD_NAMES if name not in names]
     assert not missing, missing
@@ -361,7 +315,6 @@ def test_dashboard_and_process_names_are_served(metrics_server):
     # what only memcached's extstore, proxy mode or temporary LRU report is not invented
     assert not [n for n in names if n.startswith(("memcached_extstore_", "memcached_proxy_"))]
     assert "memcached_slab_temporary_items" not in names
-    client.close()
 
 
 def test_openmetrics_when_asked_and_other_paths(metrics_server):
@@ -420,10 +373,7 @@ def test_bad_metrics_port_is_a_usage_error(args, message):
 
 
 def test_metrics_port_in_use_fails_clearly():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         done = subprocess.run([sys.executable, "-m", "pymc.server", "-p", str(free_port()),
                                "-l", "127.0.0.1", "--metrics-port", str(port)],
                               capture_output=True, timeout=30, text=True)
@@ -436,41 +386,12 @@ def test_metrics_port_in_use_fails_clearly():
 
 
 def test_scraping_under_load_does_not_stall_clients(metrics_server):
-    port = metrics_server.metrics_port
-    stop = threading.Event()
-    scrapes: list[float] = []
-    errors: list[BaseException] = []
-
-    def scraper():
-        try:
-            while not stop.is_set():
-                started = time.monotonic()
-                assert "memcached_up 1.0" in scrape(port)
-                scrapes.append(time.monotonic() - started)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
     client = metrics_server.connect()
     for i in range(200):  # more slab classes and items make scrapes bigger
         client.send(b"set pre%d 0 0 %d noreply\r\n%s\r\n" % (i, 50 + 40 * i, b"x" * (50 + 40 * i)))
-    thread = threading.Thread(target=scraper, daemon=True)
-    thread.start()
-    worst = 0.0
-    deadline = time.monotonic() + 3.0
-    i = 0
-    while time.monotonic() < deadline:
-        value = b"%d" % i
-        started = time.monotonic()
-        assert client.call(b"set load%d 0 0 %d\r\n%s\r\n" % (i % 50, len(value), value)) == \
-            b"STORED\r\n"
-        assert client.until_end(b"get load%d\r\n" % (i % 50)) == \
-            b"VALUE load%d 0 %d\r\n%s\r\nEND\r\n" % (i % 50, len(value), value)
-        worst = max(worst, time.monotonic() - started)
-        i += 1
-    stop.set()
-    thread.join(10)
+    requests, scrapes, worst = serve_while_scraping(client, metrics_server.metrics_port,
+                                                    "memcached_up 1.0")
     client.close()
-    assert not errors, errors
-    assert len(scrapes) > 10, "the scraper should have run all along"
-    assert i > 200, "clients were served while scraping"
+    assert scrapes > 10, "the scraper should have run all along"
+    assert requests > 200, "clients were served while scraping"
     assert worst < 0.5, f"a request waited {worst:.3f} s behind a scrape"
