@@ -95,13 +95,19 @@ def _bring_back(run: ScenarioRun, node: str, routers: list[str]) -> float:
 def _no_errors_after(run: ScenarioRun, traffic, dc: str, label: str) -> None:
     final = _window(run, traffic, 2, label)
     run.check(f"no errors {label}", final.per_dc[dc].error_count == 0,
-              f"{final.per_dc[dc].error_count} errors; hit rate "
+              f"{_errors(final.per_dc[dc])}; hit rate "
               f"{_pct(final.per_dc[dc].hit_rate)}")
 
 
 def _no_tko(run: ScenarioRun, routers: list[str]) -> bool:
     return not any("status:tko" in state for r in routers
                    for state in run.lab.suspect_servers(r).values())
+
+
+def _errors(stats) -> str:
+    """``3 errors (timeout: 2, socket:timeout: 1)``: how many, and of which kinds."""
+    kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(stats.errors.items()) if n)
+    return f"{stats.error_count} errors" + (f" ({kinds})" if kinds else "")
 
 
 def _ms(seconds) -> str:
@@ -170,7 +176,7 @@ def shard_down(run: ScenarioRun) -> None:
         run.note("errors_after_tko", home.error_count)
         run.note("hit_rate_after_tko", _pct(home.hit_rate))
         run.check("no client errors after the TKO", home.error_count == 0,
-                  f"{home.error_count} errors in {home.reads} reads in {dc}")
+                  f"{_errors(home)} in {home.reads} reads in {dc}")
         run.check("no wrong values", after.total.wrong_values == 0,
                   f"{after.total.wrong_values} reads returned a value that never existed")
         lost = [k for k in keys if _get(router, k) is not None]
@@ -227,17 +233,22 @@ def shard_hang(run: ScenarioRun) -> None:
         run.note("soft_tko_after_s", round(detect, 2))
         states = [lab.suspect_servers(r)[victim] for r in routers]
         run.say(f"{victim} soft TKO after {detect:.2f}s: {'; '.join(states)}")
+        # Requests sent just before the TKO still wait out the server timeout; the window
+        # below is about requests sent once the routers hold the shard TKO.
+        in_flight = lab.plan.topology["router"]["server_timeout_ms"] / 1000 + 0.1
+        time.sleep(in_flight)
         timeouts = traffic.snapshot().per_dc[dc].errors
         timeout_errors = sum(n for kind, n in timeouts.items() if "timeout" in kind)
         run.note("timeouts_before_tko", timeout_errors)
         run.check("requests timed out before the TKO", timeout_errors > 0,
-                  f"{timeout_errors} timeouts seen by clients")
+                  f"{timeout_errors} timeouts seen by clients (counted {in_flight:.2f}s after "
+                  "the TKO, when the last request sent before it has timed out)")
         after = _window(run, traffic, 4, "while hung and TKO")
         home = after.per_dc[dc]
         run.note("p99_before", _ms(base.per_dc[dc].p99))
         run.note("p99_while_tko", _ms(home.p99))
         run.check("no client errors once TKO", home.error_count == 0,
-                  f"{home.error_count} errors in {home.reads} reads; p99 "
+                  f"{_errors(home)} in {home.reads} reads; p99 "
                   f"{_ms(home.p99)} (before the hang {_ms(base.per_dc[dc].p99)})")
         _bring_back(run, victim, routers)
         _no_errors_after(run, traffic, dc, "after recovery")
