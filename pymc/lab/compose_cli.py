@@ -46,7 +46,13 @@ def build(offline: bool, base_image: str | None, image: str, progress=print) -> 
         base_image = base_image or offline_base_image()
         run_script(scripts / "build-base-image.sh", base_image, progress=progress)
         run_script(scripts / "build-wheelhouse.sh", base_image, progress=progress)
-    build_image(SOURCE_ROOT, image, base_image, progress)
+    try:
+        build_image(SOURCE_ROOT, image, base_image, progress)
+    except LabError as exc:
+        if offline:
+            raise
+        raise LabError(f"{exc}\nwith no registry in reach (no python:3.12-slim), build from "
+                       "a Debian base image and a wheelhouse instead: add --offline") from None
     progress(f"built {image}")
 
 
