@@ -34,7 +34,6 @@ import random
 import resource
 import shlex
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -71,10 +70,6 @@ ACCEPT_TIMEOUT = 30.0          # seconds without the router's count moving
 CLOSE_TIMEOUT = 30.0
 IDLE_CPU_SECONDS = 2.0
 DEFAULT_JSON = BUILD_DIR / "connections-results.json"
-
-
-def _on_signal(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")  # unwinds into the cleanup in main()
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -656,8 +651,7 @@ def main(argv=None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    run.interrupt_on_signals()
 
     started = time.time()
     report: dict = {"meta": {
@@ -799,8 +793,7 @@ def main(argv=None) -> int:
         print("\ninterrupted", file=sys.stderr)
         exit_code = 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        run.default_signals()
         if socks:
             log(f"closing {len(socks):,} idle connections")
         for s in socks:

@@ -30,7 +30,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -56,10 +55,6 @@ CONFIGS = ["direct", "nutcracker", "pymc-router"]
 WORKLOADS = ["get50", "pipelined", "multiget100"]
 TARGET = 0.80  # pymc-router / nutcracker
 DEFAULT_JSON = BUILD_DIR / "router-results.json"
-
-
-def _on_signal(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")  # unwinds into the cleanup in main()
 
 
 # --------------------------------------------------------------------------- processes
@@ -302,8 +297,7 @@ def main(argv=None) -> int:
     if not run.prepare_machine(opts):
         return 2
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    run.interrupt_on_signals()
 
     started = time.time()
     report: dict = {"meta": {
@@ -401,7 +395,7 @@ def main(argv=None) -> int:
         print("\ninterrupted", file=sys.stderr)
         exit_code = 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        run.default_signals()
         stop_all(procs)
 
     report["logs"] = log_tails(procs)

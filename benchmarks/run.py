@@ -348,6 +348,25 @@ def log_tails(procs: dict) -> dict:
     return logs
 
 
+#: Signals that end a run the way Ctrl-C does, so that its cleanup stops every process.
+INTERRUPTING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds into the caller's cleanup
+
+
+def interrupt_on_signals() -> None:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt (undone by default_signals)."""
+    for signum in INTERRUPTING_SIGNALS:
+        signal.signal(signum, _interrupt)
+
+
+def default_signals() -> None:
+    for signum in INTERRUPTING_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def finish_report(report: dict, opts, started: float, exit_code: int) -> int:
     """Shared end of a benchmark: show pymc-router log errors, the elapsed time, write JSON."""
     for name, info in report.get("logs", {}).items():
@@ -791,12 +810,7 @@ def main(argv=None) -> int:
             exit_code = 1
         elif opts.check and not all(r["passed"] for r in rows):
             exit_code = 1
-    report["meta"]["elapsed_sec"] = round(time.time() - started, 1)
-    log(f"total time {report['meta']['elapsed_sec']}s")
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(report, indent=2) + "\n")
-        log(f"results written to {opts.json}")
-    return exit_code
+    return finish_report(report, opts, started, exit_code)
 
 
 if __name__ == "__main__":

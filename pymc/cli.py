@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from . import __version__
@@ -16,6 +17,9 @@ commands:
   shim      write DIR/memcached that runs pymc-server: pymc shim DIR; PATH=DIR:$PATH
   version   print pymc's version
 """
+#: subcommand -> the module whose main(argv) runs it
+PROGRAMS = {"server": ".server.cli", "router": ".router.cli", "lab": ".lab.cli", "top": ".top",
+            "shim": ".shim"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,21 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command == "server":
-        from .server.cli import main as server_main
-        return server_main(rest)
-    if command == "router":
-        from .router.cli import main as router_main
-        return router_main(rest)
-    if command == "lab":
-        from .lab.cli import main as lab_main
-        return lab_main(rest)
-    if command == "top":
-        from .top import main as top_main
-        return top_main(rest)
-    if command == "shim":
-        from .shim import main as shim_main
-        return shim_main(rest)
+    if command in PROGRAMS:
+        # Imported on use: `pymc top` should not pay for gevent or the router.
+        return importlib.import_module(PROGRAMS[command], __package__).main(rest)
     if command in ("version", "--version", "-V"):
         print(f"pymc {__version__}")
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -21,15 +22,15 @@ def shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def needs_pythonpath() -> str | None:
-    """The directory holding our ``pymc`` package when the interpreter would not find it on
-    its own (running from a source tree without an install), else None."""
+def needs_pythonpath(python: str) -> str | None:
+    """The directory holding our ``pymc`` package when ``python`` would not find it on its
+    own (running from a source tree without an install), else None."""
     import pymc
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(pymc.__file__)))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
         found = subprocess.run(
-            [sys.executable, "-c", "import pymc, os; print(os.path.abspath(pymc.__file__))"],
+            [python, "-c", "import pymc, os; print(os.path.abspath(pymc.__file__))"],
             env=env, cwd="/", capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         found = ""
@@ -60,7 +61,8 @@ def write_shim(directory: str, name: str = "memcached", force: bool = False,
         if not ours:
             raise FileExistsError(f"{path} exists and is not a pymc shim; use --force to "
                                   "replace it")
-    text = script_text(python or sys.executable, needs_pythonpath())
+    python = python or sys.executable
+    text = script_text(python, needs_pythonpath(python))
     temporary = path + ".tmp-%d" % os.getpid()
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -83,6 +85,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--python", help="interpreter to run (default: this one, %s)"
                         % sys.executable)
     args = parser.parse_args(argv)
+    if args.python is not None and shutil.which(args.python) is None:
+        parser.error(f"--python {args.python}: no such interpreter (not found or not executable)")
     try:
         path = write_shim(args.directory, args.name, args.force, args.python)
     except OSError as exc:

@@ -14,6 +14,7 @@ that goes away is reported and retried every interval until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ import time
 
 DEFAULT_INTERVAL = 1.0
 TIMEOUT = 3.0
+#: A reply bigger than any stats group a memcached or router sends.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 #: A server's operations by command: (label, counters summed).
 SERVER_COMMANDS = (
@@ -55,10 +58,12 @@ def parse_address(text: str):
     if text.startswith("/") or text.startswith("./"):
         return socket.AF_UNIX, text
     if text.isdigit():
-        return socket.AF_INET, ("127.0.0.1", int(text))
+        text = "127.0.0.1:" + text
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if not 0 < int(port) <= 65535:
+        raise ValueError(f"port {port} of {text!r} is not between 1 and 65535")
     if host.startswith("[") and host.endswith("]"):
         return socket.AF_INET6, (host[1:-1], int(port))
     return socket.AF_INET, (host, int(port))
@@ -73,6 +78,7 @@ class StatsClient:
         self.timeout = timeout
         self.sock: socket.socket | None = None
         self.buf = b""
+        self.received = 0  # bytes of the reply being read
 
     def close(self) -> None:
         if self.sock is not None:
@@ -94,21 +100,24 @@ class StatsClient:
             self.sock = sock
         return self.sock
 
+    def _receive(self) -> None:
+        chunk = self.sock.recv(65536)  # type: ignore[union-attr]
+        if not chunk:
+            raise Unreachable("connection closed by the server")
+        self.received += len(chunk)
+        if self.received > MAX_REPLY_BYTES:  # something that is not a memcached: stop reading
+            raise Unreachable(f"not a memcached or router: a reply over {MAX_REPLY_BYTES} bytes")
+        self.buf += chunk
+
     def _line(self) -> bytes:
         while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)  # type: ignore[union-attr]
-            if not chunk:
-                raise Unreachable("connection closed by the server")
-            self.buf += chunk
+            self._receive()
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
     def _exactly(self, count: int) -> bytes:
         while len(self.buf) < count:
-            chunk = self.sock.recv(65536)  # type: ignore[union-attr]
-            if not chunk:
-                raise Unreachable("connection closed by the server")
-            self.buf += chunk
+            self._receive()
         data, self.buf = self.buf[:count], self.buf[count:]
         return data
 
@@ -116,6 +125,7 @@ class StatsClient:
         """Send one command; return its reply lines up to END (VALUE data kept whole), or
         the one line of an error or other single-line reply."""
         sock = self._connect()
+        self.received = 0
         try:
             sock.sendall(line + b"\r\n")
             lines = []
@@ -588,8 +598,9 @@ def main(argv: list[str] | None = None) -> int:
         parse_address(args.address)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.interval <= 0:
-        parser.error("--interval must be greater than 0")
+    for flag, value in (("--interval", args.interval), ("--timeout", args.timeout)):
+        if not 0 < value < math.inf:  # NaN fails too
+            parser.error(f"{flag} must be a number of seconds greater than 0")
     count = 1 if args.once else args.count
     if count is not None and count < 1:
         parser.error("--count must be at least 1")

@@ -16,17 +16,12 @@ from pathlib import Path
 import pytest
 
 from pymc.processes import stop_process
+from pymc.testing.servers import answers, free_port
 
 pytest_plugins = ["pymc.testing.plugin"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
@@ -41,14 +36,7 @@ class ServerProcess:
         self.argv = base + ["-p", str(self.port), "-l", "127.0.0.1"] + args
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"version\r\n")
-                    if sock.recv(100).endswith(b"\r\n"):  # any answer: -Y servers refuse it
-                        return
-            except OSError:
-                pass
+        while not answers(self.host, self.port):
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited: %s" % self.proc.stderr.read().decode())
             if time.monotonic() > deadline:

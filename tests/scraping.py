@@ -13,6 +13,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
+
 def scrape(port: int, accept: str | None = None) -> str:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
     if accept:
@@ -56,15 +57,6 @@ def sample(found: dict, name: str, **labels) -> float:
 
 def served_names(found: dict) -> set[str]:
     return {s.name for family in found.values() for s in family.samples}
-
-
-def stat_lines(reply: bytes) -> dict[str, str]:
-    out = {}
-    for line in reply.decode().splitlines():
-        if line.startswith("STAT "):
-            _, name, value = line.split(" ", 2)
-            out[name] = value
-    return out
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 
+from pymc.testing.servers import answers
 from tests.conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -29,13 +30,9 @@ def start(argv: list[str], port: int) -> subprocess.Popen:
                             preexec_fn=_limit_files)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"version\r\n")
-                if sock.recv(100).startswith(b"VERSION"):
-                    return proc
-        except OSError:
-            time.sleep(0.05)
+        if answers("127.0.0.1", port):
+            return proc
+        time.sleep(0.05)
     proc.kill()
     raise RuntimeError(proc.stderr.read().decode())
 

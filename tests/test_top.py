@@ -6,8 +6,10 @@ import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -274,3 +276,37 @@ def test_parsing_helpers():
                     "results": {"connect_error": 2, "tko": 20}}
     assert destination_name("10.0.0.1:11211:ascii:plain:notcompressed-1000") == \
         "10.0.0.1:11211"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["127.0.0.1:99999"], "not between 1 and 65535"),
+    (["localhost"], "expected HOST:PORT"),
+    (["11211", "--timeout", "-1"], "--timeout must be"),
+    (["11211", "--timeout", "0"], "--timeout must be"),
+    (["11211", "--interval", "nan"], "--interval must be"),
+])
+def test_bad_arguments_are_usage_errors(args, message):
+    done = top(*args, timeout=30)
+    assert done.returncode == 2, done
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_endless_reply_is_cut_off():
+    """Something that is not a memcached and never ends a line: bounded memory, exit 1."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def flood() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                try:
+                    while True:
+                        conn.sendall(b"x" * 65536)
+                except OSError:
+                    pass
+
+        threading.Thread(target=flood, daemon=True).start()
+        done = top("127.0.0.1:%d" % listener.getsockname()[1], "--once", timeout=60)
+    assert done.returncode == 1, done
+    assert "reply over" in done.stderr and "Traceback" not in done.stderr

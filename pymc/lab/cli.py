@@ -10,6 +10,7 @@ import time
 from . import faults
 from .runner import DEFAULT_DIR, Lab, LabError
 from .topology import TopologyError
+from .wire import parse_address
 
 USAGE = """usage: pymc lab <command> [--dir DIR] [args...]
 
@@ -56,7 +57,7 @@ def cmd_up(argv: list[str]) -> int:
     flag = _dir_flag(args.dir)
     routers = {dc: lab.router_addresses(dc) for dc in lab.dcs}
     first_dc = lab.dcs[0]
-    host, port = routers[first_dc][0].rsplit(":", 1)
+    host, port = parse_address(routers[first_dc][0])
     print(f"""
 configs:  {lab.dir / 'configs'}  (mcrouter config per DC: {', '.join(f'{dc}-mcrouter.json' for dc in lab.dcs)})
 logs:     {lab.dir / 'logs'}
@@ -85,11 +86,12 @@ def cmd_status(argv: list[str]) -> int:
     args = _parser("status").parse_args(argv)
     from .status import table
     lab = Lab.attach(args.dir)
-    if not lab.running_nodes():
+    rows = lab.status()
+    if all(row["process"] == "dead" for row in rows):
         print(f"the lab in {args.dir} is not running; start it with "
               f"`pymc lab up{_dir_flag(args.dir)}`")
         return 1
-    print(table(lab))
+    print(table(lab, rows))
     return 0
 
 
@@ -139,42 +141,42 @@ def cmd_heal(argv: list[str]) -> int:
     return 0
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    import importlib
-    try:
-        target = importlib.import_module(f"pymc.lab.{module}")
-    except ImportError as exc:
-        print(f"pymc lab: `{module}` is not available yet ({exc})", file=sys.stderr)
-        return 2
-    return target.main(argv) or 0
-
-
 def _with_routers(argv: list[str]) -> list[str]:
     """``traffic`` without --router: the routers of the lab in --dir (--dir removed)."""
-    argv = list(argv)
-    lab_dir = DEFAULT_DIR
-    for i, arg in enumerate(argv):
-        if arg == "--dir" and i + 1 < len(argv):
-            lab_dir = argv[i + 1]
-            del argv[i:i + 2]
-            break
-        if arg.startswith("--dir="):
-            lab_dir = arg.split("=", 1)[1]
-            del argv[i]
-            break
+    parser = argparse.ArgumentParser(prog="pymc lab traffic", add_help=False,
+                                     allow_abbrev=False)
+    parser.add_argument("--dir", default=DEFAULT_DIR)
+    known, argv = parser.parse_known_args(argv)
     if any(a in ("-h", "--help") or a.startswith("--router") for a in argv):
         return argv
-    lab = Lab.attach(lab_dir)
+    lab = Lab.attach(known.dir)
     if not lab.running_nodes():
-        raise LabError(f"the lab in {lab_dir} is not running; start it with "
-                       f"`pymc lab up{_dir_flag(lab_dir)}` (or pass --router DC=HOST:PORT)")
+        raise LabError(f"the lab in {known.dir} is not running; start it with "
+                       f"`pymc lab up{_dir_flag(known.dir)}` (or pass --router DC=HOST:PORT)")
     for dc in lab.dcs:
         argv += ["--router", f"{dc}=" + ",".join(lab.router_addresses(dc))]
     return argv
 
 
+def cmd_traffic(argv: list[str]) -> int:
+    from .traffic import main as traffic
+    return traffic(_with_routers(argv))
+
+
+def cmd_scenario(argv: list[str]) -> int:
+    from .scenarios import main as scenarios
+    return scenarios(argv)
+
+
+def cmd_compose(argv: list[str]) -> int:
+    from .compose_cli import main as compose
+    return compose(argv)
+
+
 COMMANDS = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "fail": cmd_fail,
-            "partition": cmd_partition, "heal": cmd_heal, "wan-latency": cmd_wan_latency}
+            "partition": cmd_partition, "heal": cmd_heal, "wan-latency": cmd_wan_latency,
+            "traffic": cmd_traffic, "scenario": cmd_scenario, "scenarios": cmd_scenario,
+            "compose": cmd_compose}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,23 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command == "traffic":
-        try:
-            return _delegate("traffic", _with_routers(rest))
-        except LabError as exc:
-            print(f"pymc lab traffic: {exc}", file=sys.stderr)
-            return 1
-    if command in ("scenario", "scenarios"):
-        return _delegate("scenarios", rest)
-    if command == "compose":
-        return _delegate("compose_cli", rest)
     handler = COMMANDS.get(command)
     if handler is None:
         sys.stderr.write(f"pymc lab: unknown command {command!r}\n\n{USAGE}")
         return 2
     try:
         return handler(rest)
-    except (LabError, TopologyError, faults.FaultError) as exc:
+    # OSError: a --dir that cannot be a directory, a node that hung up mid-command, ...
+    except (LabError, TopologyError, faults.FaultError, OSError) as exc:
         print(f"pymc lab {command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -47,6 +47,8 @@ from pathlib import Path
 
 from . import topology as topo
 
+#: The source tree this pymc runs from: the Docker build context (a checkout's root).
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 SERVER_PORT = 11211
 ROUTER_PORT = 4442
 CONTROL_PORT = 7000
@@ -129,7 +131,7 @@ def container_plan(topology=None, subnet: str = DEFAULT_SUBNET,
                    project: str = DEFAULT_PROJECT) -> ContainerPlan:
     """Nodes, links, networks, addresses and published ports of ``topology`` (None: the
     default lab) in containers."""
-    base = topo.plan(topo.load_topology(topology), 1)  # sequential: nothing is bound
+    base = topo.plan(topology, 1)  # sequential: nothing is bound
     cplan = ContainerPlan(base.topology, "127.0.0.1", base.nodes, base.links, subnet,
                           host_port_base, project)
     if not project.replace("-", "").replace("_", "").isalnum() or project != project.lower():
@@ -169,6 +171,9 @@ def container_plan(topology=None, subnet: str = DEFAULT_SUBNET,
         next_link[link.proxy] += 1
     measured = [node for node in cplan.nodes if node.kind in METRICS_PORT]
     needed = len(cplan.nodes) + len(measured)
+    if not isinstance(host_port_base, int) or host_port_base < 0:
+        raise ComposeError(f"host port base {host_port_base}: expected a port, or 0 to let "
+                           "Docker pick free ports")
     if host_port_base and host_port_base + needed - 1 > 65535:
         raise ComposeError(f"host port base {host_port_base} leaves no room for "
                            f"{needed} ports")
@@ -189,8 +194,13 @@ def load_plan(directory: str | os.PathLike) -> ContainerPlan:
                            f"`pymc lab compose generate --out {directory}`") from None
     except (OSError, ValueError) as exc:
         raise ComposeError(f"cannot read {path}: {exc}") from None
-    return container_plan(data["topology"], data["subnet"], data["host_port_base"],
-                          data["project"])
+    try:
+        return container_plan(data["topology"], data["subnet"], data["host_port_base"],
+                              data["project"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ComposeError(f"{path} is not a generated project's plan ({type(exc).__name__}: "
+                           f"{exc}); generate it again with `pymc lab compose generate --out "
+                           f"{directory}`") from None
 
 
 # --- the Compose file
@@ -291,24 +301,13 @@ def generate(cplan: ContainerPlan, out_dir: str | os.PathLike,
     """Write the Compose project (see the module docstring); the files written.
     ``build_context`` defaults to this source tree, relative to ``out_dir`` when inside it."""
     out = Path(out_dir)
-    configs = out / "configs"
-    configs.mkdir(parents=True, exist_ok=True)
     if build_context is None:
-        root = Path(__file__).resolve().parents[2]
         try:
-            build_context = os.path.relpath(root, out.resolve())
+            build_context = os.path.relpath(SOURCE_ROOT, out.resolve())
         except ValueError:
-            build_context = str(root)
-    written = []
-    for dc in cplan.dcs:
-        path = configs / f"{dc}-mcrouter.json"
-        topo._write_json(path, cplan.mcrouter_config(dc))
-        written.append(path)
-    for proxy in cplan.nodes_of("proxy"):
-        path = configs / f"{proxy.name}-links.json"
-        topo._write_json(path, cplan.proxy_links(proxy.name))
-        written.append(path)
-    plan_path = configs / PLAN_FILE
+            build_context = str(SOURCE_ROOT)
+    written = topo.write_node_configs(cplan, out)
+    plan_path = out / "configs" / PLAN_FILE
     topo._write_json(plan_path, cplan.as_dict())
     written.append(plan_path)
     compose_path = out / "docker-compose.yml"
@@ -341,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         cplan = container_plan(args.topology, args.subnet, args.host_port_base, args.project)
         for path in generate(cplan, args.out):
             print(f"wrote {path}")
-    except topo.TopologyError as exc:
+    except (topo.TopologyError, OSError) as exc:  # OSError: an --out that cannot be written
         print(f"pymc lab compose generate: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -17,21 +17,26 @@ with ``--dir DIR``: ``status``, ``fail``, ``heal``, ``partition``, ``wan-latency
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import compose
+from .compose import SOURCE_ROOT
 from .containers import ContainerLab, build_image, docker, run_script
-from .runner import LabError
+from .runner import LabError, is_compose_project
 
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = "compose"
 
 
 def offline_base_image() -> str:
     """The tag compose/build-base-image.sh gives the host's Debian release."""
     codename = ""
-    for line in Path("/etc/os-release").read_text().splitlines():
+    try:
+        release = Path("/etc/os-release").read_text()
+    except OSError:
+        release = ""  # not Debian-like: the script says what it needs
+    for line in release.splitlines():
         if line.startswith("VERSION_CODENAME="):
             codename = line.split("=", 1)[1].strip('"')
     return f"pymc-base:{codename or 'debian'}"
@@ -56,10 +61,11 @@ def build(offline: bool, base_image: str | None, image: str, progress=print) -> 
     progress(f"built {image}")
 
 
-def _lab(directory: str) -> ContainerLab:
-    if not (Path(directory) / "configs" / compose.PLAN_FILE).exists():
+def _lab(directory: str, generate: bool) -> ContainerLab:
+    if generate and not is_compose_project(directory):
         print(f"no Compose project in {directory}; generating the default one")
-        compose.main(["--out", directory])
+        if compose.main(["--out", directory]):
+            raise LabError(f"could not generate a Compose project in {directory}")
     return ContainerLab.attach(directory)
 
 
@@ -80,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default=None, help="image tag (default $PYMC_IMAGE or "
                         "pymc:local)")
     options = parser.parse_args(args)
+    if options.image:  # what the Compose file (${PYMC_IMAGE}) and ContainerLab.up run
+        os.environ["PYMC_IMAGE"] = options.image
     try:
-        lab = _lab(options.dir)
-        image = options.image or lab.image()
+        lab = _lab(options.dir, generate=options.action != "down")
+        image = lab.image()
         if options.action == "build" or options.action == "up" and (
                 options.build or not docker("images", "-q", image).strip()):
             build(options.offline, options.base_image, image)

@@ -50,6 +50,8 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from ..processes import stop_process
+from .faults import NEEDS_NUMBER
+from .wire import parse_address
 
 logger = logging.getLogger("pymc.lab.fault_proxy")
 
@@ -60,19 +62,6 @@ MAX_QUEUED_BYTES = 4 * 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 MAX_CONTROL_LINE = 4096
 EX_OSERR = 71  # what pymc-server and pymc-router return when they cannot listen
-ADDRESS_HINT = "expected HOST:PORT, e.g. 127.0.0.1:11211 or [::1]:11211"
-
-
-def parse_address(text: str, *, any_port: bool = True) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a socket address; port 0 only if any_port."""
-    host, colon, port_text = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"bad address {text!r}: {ADDRESS_HINT}")
-    port = int(port_text)
-    if port == 0 and not any_port:
-        raise ValueError(f"bad address {text!r}: port 0 is only for listening; {ADDRESS_HINT}")
-    return host, port
 
 
 def format_address(address: tuple) -> str:
@@ -113,14 +102,6 @@ def _reset(sock) -> None:
         pass
     sock.close()
 
-
-
-def _execute_safely(execute, line: str) -> str:
-    try:
-        return execute(line.split())
-    except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
-        logger.exception("control command %r failed", line)
-        return f"ERROR internal error: {exc}"
 
 class Direction:
     """One way of one connection. The reader queues (time read, bytes); the writer sends each
@@ -320,8 +301,22 @@ class ControlServer:
         finally:
             sock.close()
 
-    def execute(self, line: str) -> str:  # pragma: no cover - overridden
+    def execute(self, line: str) -> str:
+        """One control command; the reply line (without newline). Never raises."""
+        try:
+            return self._execute(line.split())
+        except Exception as exc:  # noqa: BLE001 - a control client must not stop the proxy
+            logger.exception("control command %r failed", line)
+            return f"ERROR internal error: {exc}"
+
+    def _execute(self, words: list[str]) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _close_control(self) -> None:
+        if self.control_listener is not None:
+            self.control_listener, listener = None, self.control_listener
+            listener.close()
+        self.background.kill(block=False)
 
 
 class FaultProxy(ControlServer):
@@ -379,10 +374,7 @@ class FaultProxy(ControlServer):
 
     def close(self) -> None:
         self._close_listener()
-        if self.control_listener is not None:
-            self.control_listener, listener = None, self.control_listener
-            listener.close()
-        self.background.kill(block=False)
+        self._close_control()
         for connection in list(self.connections):
             connection.close()
 
@@ -407,10 +399,6 @@ class FaultProxy(ControlServer):
             connection.start()
 
     # --- control
-
-    def execute(self, line: str) -> str:
-        """One control command; the reply line (without newline). Never raises."""
-        return _execute_safely(self._execute, line)
 
     def _execute(self, words: list[str]) -> str:
         if not words:
@@ -491,15 +479,9 @@ class ProxyGroup(ControlServer):
         self.background.spawn(self._serve_control, self.control_listener)
 
     def close(self) -> None:
-        if self.control_listener is not None:
-            self.control_listener, listener = None, self.control_listener
-            listener.close()
-        self.background.kill(block=False)
+        self._close_control()
         for link in self.links.values():
             link.close()
-
-    def execute(self, line: str) -> str:
-        return _execute_safely(self._execute, line)
 
     def _execute(self, words: list[str]) -> str:
         selected = list(self.links)
@@ -532,8 +514,9 @@ class ProxyGroup(ControlServer):
 
 
 COMMANDS = "pass, heal, slow <ms>, hang, loss <pct>, refuse, reset, status"
-# verb: (argument's name, largest value); `slow` beyond an hour is a `hang` in disguise.
-NUMBER_ARGUMENTS = {"slow": ("ms", 3_600_000.0), "loss": ("pct", 100.0)}
+# verb: (argument's name, largest value): the lab's own limits (pymc.lab.faults).
+NUMBER_ARGUMENTS = {verb: (name.lower(), highest)
+                    for verb, (name, highest) in NEEDS_NUMBER.items()}
 
 
 # --- command line
@@ -661,6 +644,15 @@ class FaultProxyError(RuntimeError):
     """The proxy process did not start."""
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment, in which a ``python -m pymc...`` child runs the same pymc
+    as this process, installed or not."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 def control(address: str, command: str, timeout: float = 5.0) -> str:
     """Send one control command to the proxy at ``address``; its reply line, no newline."""
     if "\n" in command:
@@ -721,12 +713,8 @@ class FaultProxyProcess:
     def start(self) -> "FaultProxyProcess":
         # stderr goes to a file: a pipe nobody reads would block a chatty proxy (-v).
         self._stderr = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        # The child runs the same pymc as this process, installed or not.
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=child_env())
         ready = json.loads(self._ready_line())
         self.control_address, self.pid = ready["control"], ready["pid"]
         self.links = ready.get("links", {})

@@ -12,37 +12,25 @@ the config file, so a router still running an old or rejected config is unhealth
 from __future__ import annotations
 
 import hashlib
-import socket
 import sys
+
+from .wire import ask
 
 TIMEOUT = 1.5
 
 
-def _ask(address: str, request: bytes, done) -> bytes:
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
-        sock.settimeout(TIMEOUT)
-        sock.sendall(request)
-        reply = b""
-        while not done(reply):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
-
-
-def check_server(address: str) -> str:
-    reply = _ask(address, b"version\r\n", lambda r: r.endswith(b"\r\n"))
+def check_server(address: str, timeout: float = TIMEOUT) -> str:
+    reply = ask(address, b"version\r\n", lambda r: r.endswith(b"\r\n"), timeout)
     return "" if reply.startswith(b"VERSION ") else f"version answered {reply[:80]!r}"
 
 
 def check_router(address: str, config_file: str) -> str:
     with open(config_file, "rb") as handle:
         expected = hashlib.md5(handle.read()).hexdigest()
-    reply = _ask(address, b"get __mcrouter__.config_md5_digest\r\n",
-                 lambda r: r.endswith(b"END\r\n") or r.startswith((b"SERVER_ERROR",
-                                                                  b"CLIENT_ERROR")))
+    reply = ask(address, b"get __mcrouter__.config_md5_digest\r\n",
+                lambda r: r.endswith(b"END\r\n") or r.startswith((b"SERVER_ERROR",
+                                                                 b"CLIENT_ERROR")),
+                TIMEOUT)
     lines = reply.split(b"\r\n")
     if not reply.startswith(b"VALUE") or len(lines) < 2:
         return f"config_md5_digest answered {reply[:80]!r}"
@@ -50,8 +38,8 @@ def check_router(address: str, config_file: str) -> str:
     return "" if live == expected else f"live config md5 {live} != {config_file} md5 {expected}"
 
 
-def check_proxy(address: str) -> str:
-    reply = _ask(address, b"status\n", lambda r: r.endswith(b"\n"))
+def check_proxy(address: str, timeout: float = TIMEOUT) -> str:
+    reply = ask(address, b"status\n", lambda r: r.endswith(b"\n"), timeout)
     return "" if reply.startswith(b"{") else f"status answered {reply[:80]!r}"
 
 
@@ -64,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         problem = checks[args[0]][0](*args[1:])
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a bad address
         problem = f"{args[1]}: {exc}"
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)

@@ -44,7 +44,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,15 +52,18 @@ from typing import Callable, Iterator
 
 import psutil
 
+from ..protocol.stats import parse_stats
 from . import faults as faults_mod
 from . import topology as topo
-from .fault_proxy import control, control_many
+from .compose import PLAN_FILE
+from .fault_proxy import child_env, control_many
+from .health import check_proxy, check_server
+from .wire import ask
 
 DEFAULT_DIR = ".pymc-lab"
 STATE_FILE = "state.json"
 READY_TIMEOUT = 20.0
 STOP_GRACE = 3.0
-FAULT_KINDS = faults_mod.KINDS
 
 Progress = Callable[[str], None]
 
@@ -76,6 +78,12 @@ class NoLab(LabError):
 
 def _quiet(_: str) -> None:
     pass
+
+
+def is_compose_project(lab_dir: str | os.PathLike) -> bool:
+    """Whether ``lab_dir`` holds a project ``pymc lab compose generate`` wrote (its nodes are
+    containers: ``pymc.lab.containers``) rather than a process lab."""
+    return (Path(lab_dir) / "configs" / PLAN_FILE).exists()
 
 
 class Lab:
@@ -104,7 +112,7 @@ class Lab:
         path; ``base_port`` overrides the topology's (0: any free ports). Refuses a directory
         whose lab is still running."""
         lab_dir = Path(lab_dir)
-        if (lab_dir / "configs" / "compose.json").exists():
+        if is_compose_project(lab_dir):
             raise LabError(f"{lab_dir} holds a Compose project: start it with `pymc lab "
                            f"compose up --dir {lab_dir}`")
         if (lab_dir / STATE_FILE).exists():
@@ -112,11 +120,12 @@ class Lab:
                 old = cls.attach(lab_dir)
             except LabError:
                 old = None
-            if old is not None and old.running_nodes():
+            running = old.running_nodes() if old is not None else []
+            if running:
                 raise LabError(f"a lab is already running in {lab_dir} "
-                               f"({len(old.running_nodes())} processes); stop it with "
+                               f"({len(running)} processes); stop it with "
                                f"`pymc lab down --dir {lab_dir}` or use another --dir")
-        plan = topo.plan(topo.load_topology(topology), base_port)
+        plan = topo.plan(topology, base_port)
         state = {"version": 1, "created": time.time(), "topology": plan.topology,
                  "nodes": [dict(name=n.name, kind=n.kind, dc=n.dc, port=n.port,
                                 address=plan.address(n.port), pid=None, create_time=None,
@@ -133,7 +142,7 @@ class Lab:
         """The lab whose state ``up`` wrote in ``lab_dir`` (running or not); for a directory
         holding a generated Compose project, its containers (``ContainerLab``)."""
         lab_dir = Path(lab_dir)
-        if cls is Lab and (lab_dir / "configs" / "compose.json").exists():
+        if cls is Lab and is_compose_project(lab_dir):
             from .containers import ContainerLab
             return ContainerLab.attach(lab_dir)
         path = lab_dir / STATE_FILE
@@ -146,14 +155,19 @@ class Lab:
         except (OSError, ValueError) as exc:
             raise LabError(f"cannot read {path} ({exc}); remove {lab_dir} if no lab "
                            "processes are left (check with `ps`)") from None
-        plan = topo.plan(state["topology"], 1)  # sequential, nothing bound: replaced below
-        # The ports are the ones recorded (free ports are not reproducible).
-        ports = {n["name"]: n["port"] for n in state["nodes"]}
-        for node in plan.nodes:
-            node.port = ports[node.name]
-        link_ports = {link["name"]: link["port"] for link in state["links"]}
-        for link in plan.links:
-            link.port = link_ports[link.name]
+        try:
+            plan = topo.plan(state["topology"], 1)  # sequential, nothing bound: replaced below
+            # The ports are the ones recorded (free ports are not reproducible).
+            ports = {n["name"]: n["port"] for n in state["nodes"]}
+            for node in plan.nodes:
+                node.port = ports[node.name]
+            link_ports = {link["name"]: link["port"] for link in state["links"]}
+            for link in plan.links:
+                link.port = link_ports[link.name]
+        except (KeyError, TypeError, topo.TopologyError) as exc:
+            raise LabError(f"{path} is not a lab's state ({type(exc).__name__}: {exc}); "
+                           f"remove {lab_dir} if no lab processes are left (check with `ps`)"
+                           ) from None
         return cls(lab_dir, plan, state)
 
     # --- addresses
@@ -245,9 +259,7 @@ class Lab:
         plan_node = self.plan.node(node["name"])
         argv = self.plan.argv(plan_node, self.dir)
         log_path = self.dir / "logs" / f"{node['name']}.log"
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])  # this pymc, installed or not
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        env = child_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
         with open(log_path, "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
@@ -264,14 +276,9 @@ class Lab:
         node.update(pid=proc.pid, create_time=create_time, argv=argv, log=str(log_path))
 
     def _ready(self, node: dict) -> bool:
+        check = check_proxy if node["kind"] == "proxy" else check_server
         try:
-            if node["kind"] == "proxy":
-                return control(node["address"], "links", timeout=0.5).startswith("{")
-            host, port = node["address"].rsplit(":", 1)
-            with socket.create_connection((host, int(port)), timeout=0.5) as sock:
-                sock.settimeout(0.5)
-                sock.sendall(b"version\r\n")
-                return sock.recv(100).startswith(b"VERSION")
+            return not check(node["address"], timeout=0.5)
         except OSError:
             return False
 
@@ -542,8 +549,7 @@ class Lab:
                 target = self.node(name)
                 if self._undo(target, fault):
                     restarted.append(name)
-                done.append(f"healed {name} ({fault['kind']}"
-                            f"{'' if fault['arg'] is None else ' %g' % fault['arg']})")
+                done.append(f"healed {name} ({faults_mod.describe(fault)})")
             if restarted:
                 self._wait_ready(restarted, _quiet, time.monotonic())
             self._sync_links()
@@ -577,8 +583,8 @@ class Lab:
         """Set every link's mode from the faults and partitions in force."""
         for proxy in self.node_names("proxy"):
             node = self.node(proxy)
-            if not self.alive(node) or self.state["faults"].get(proxy, {}).get("kind") \
-                    in ("hang", "freeze"):
+            fault = self.state["faults"].get(proxy)
+            if not self.alive(node) or fault and self._stops(fault["kind"], node):
                 continue
             links = [link for link in self.state["links"] if link["proxy"] == proxy]
             replies = control_many(node["address"],
@@ -614,25 +620,16 @@ class Lab:
         return collect(self)
 
 
+def _stats_done(data: bytes) -> bool:
+    """The whole reply is in: up to END, or one error line."""
+    errors = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+    return data.endswith(b"END\r\n") or data.startswith(errors) and data.endswith(b"\r\n")
+
+
 def stats(address: str, group: str = "", timeout: float = 2.0) -> dict:
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(f"stats {group}".strip().encode() + b"\r\n")
-        data = b""
-        while not (data.endswith(b"END\r\n") or data.startswith((b"ERROR", b"CLIENT_ERROR",
-                                                                   b"SERVER_ERROR"))
-                   and data.endswith(b"\r\n")):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"{address} closed the connection")
-            data += chunk
+    data = ask(address, f"stats {group}".strip().encode() + b"\r\n", _stats_done, timeout)
+    if not _stats_done(data):
+        raise ConnectionError(f"{address} closed the connection")
     if not data.endswith(b"END\r\n"):
         raise LabError(f"stats {group} on {address}: {data.decode(errors='replace').strip()}")
-    result: dict = {}
-    for line in data.decode(errors="replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == "STAT":
-            value = parts[2]
-            result[parts[1]] = int(value) if value.lstrip("-").isdigit() else value
-    return result
+    return parse_stats(data)

@@ -106,11 +106,11 @@ class ScenarioRun:
             time.sleep(interval)
 
 
-def _settled(lab) -> bool:
-    """No router holds any server TKO, so the next scenario starts clean. (A server can stay
-    "suspect" — a timeout or two and no good reply since, because no request went there
-    after the traffic stopped — as in mcrouter; that is not a TKO.)"""
-    return not any("status:tko" in state for router in lab.node_names("router")
+def no_tko(lab, routers: list[str]) -> bool:
+    """None of ``routers`` holds any server TKO. (A server can stay "suspect" — a timeout or
+    two and no good reply since, because no request went there after the traffic stopped —
+    as in mcrouter; that is not a TKO.)"""
+    return not any("status:tko" in state for router in routers
                    for state in lab.suspect_servers(router).values())
 
 
@@ -129,7 +129,9 @@ def run_scenario(name: str, lab, out: Callable[[str], None] = print,
     finally:
         try:
             lab.heal()
-            run.wait_until(lambda: _settled(lab), 30, "every router to take every server back")
+            # so that the next scenario starts clean
+            run.wait_until(lambda: no_tko(lab, lab.node_names("router")), 30,
+                           "every router to take every server back")
         except Exception as exc:  # noqa: BLE001 - the verdict still matters more
             run.say(f"warning: the lab did not settle after the scenario: {exc}")
     result = run.result

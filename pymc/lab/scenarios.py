@@ -22,13 +22,15 @@ import argparse
 import json
 import os
 import re
-import socket
+import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from .scenario_kit import SCENARIOS, ScenarioFailed, ScenarioRun, run_scenario, scenario
+from .scenario_kit import (SCENARIOS, ScenarioFailed, ScenarioRun, no_tko, run_scenario,
+                           scenario)
+from .traffic import bounded_number
+from .wire import ask
 
 HOME, AWAY = 0, 1  # indexes into lab.dcs
 
@@ -36,16 +38,7 @@ HOME, AWAY = 0, 1  # indexes into lab.dcs
 # -- small helpers --------------------------------------------------------------------------------
 
 def _call(address: str, data: bytes, end: bytes = b"\r\n", timeout: float = 2.0) -> bytes:
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        reply = b""
-        while not reply.endswith(end):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+    return ask(address, data, lambda reply: reply.endswith(end), timeout)
 
 
 def _get(address: str, key: str) -> bytes | None:
@@ -63,8 +56,7 @@ def _set(address: str, key: str, value: bytes, exptime: int = 0) -> bytes:
 
 
 def _tko_seen_by(run: ScenarioRun, node: str, routers: list[str]) -> bool:
-    return all(node in run.lab.suspect_servers(r) and
-               "status:tko" in run.lab.suspect_servers(r)[node] for r in routers)
+    return all("status:tko" in run.lab.suspect_servers(r).get(node, "") for r in routers)
 
 
 def _clear_for(run: ScenarioRun, node: str, routers: list[str]) -> bool:
@@ -97,11 +89,6 @@ def _no_errors_after(run: ScenarioRun, traffic, dc: str, label: str) -> None:
     run.check(f"no errors {label}", final.per_dc[dc].error_count == 0,
               f"{_errors(final.per_dc[dc])}; hit rate "
               f"{_pct(final.per_dc[dc].hit_rate)}")
-
-
-def _no_tko(run: ScenarioRun, routers: list[str]) -> bool:
-    return not any("status:tko" in state for r in routers
-                   for state in run.lab.suspect_servers(r).values())
 
 
 def _errors(stats) -> str:
@@ -279,7 +266,7 @@ def dc_partition(run: ScenarioRun) -> None:
                   f"{home}-router sees {len(lost)} {away} servers down: {', '.join(lost)}")
         run.say(" ".join(lab.heal()) or "healed")
         healed = time.monotonic()
-        run.wait_until(lambda: _no_tko(run, _routers(run, home)), 30,
+        run.wait_until(lambda: no_tko(lab, _routers(run, home)), 30,
                        f"{home}'s routers to probe {away}'s servers back")
         run.say(f"{home}'s routers reach {away} again after {time.monotonic() - healed:.1f}s "
                 "(probes)")
@@ -391,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("names", nargs="*", metavar="NAME")
     runner.add_argument("--dir", default=".pymc-lab", help="the lab to use (default "
                         "./.pymc-lab); without a running lab there, one is started and stopped")
-    runner.add_argument("--scale", type=float, default=1.0,
+    runner.add_argument("--scale", type=bounded_number(0, 100, above_low=True), default=1.0,
                         help="multiply the scenario's waits (0.5 runs twice as fast)")
     runner.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -417,14 +404,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_in_lab(names: list[str], lab_dir: str, scale: float = 1.0, out=print):
     """Run ``names`` in the lab at ``lab_dir``, or in a fresh one brought up for them."""
-    from .runner import Lab, NoLab
+    from .runner import Lab, NoLab, is_compose_project
     own = None
     try:
         lab = Lab.attach(lab_dir)
         if not lab.running_nodes():
             raise NoLab(lab_dir)
     except NoLab:
-        if (Path(lab_dir) / "configs" / "compose.json").exists():
+        if is_compose_project(lab_dir):
             own = lab_dir
             out(f"the containers of {lab_dir} are not running; starting them for the "
                 "scenario")
@@ -441,3 +428,5 @@ def run_in_lab(names: list[str], lab_dir: str, scale: float = 1.0, out=print):
     finally:
         if own is not None:
             lab.down(progress=out)
+            if own != lab_dir:  # the temporary lab's directory, not the user's project
+                shutil.rmtree(own, ignore_errors=True)

@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from .fault_proxy import control
+from .faults import describe
 
 TIMEOUT = 1.0
 
@@ -22,9 +23,7 @@ def collect(lab) -> list[dict]:
 
 def _one(lab, node: dict) -> dict:
     row = {key: node[key] for key in ("name", "kind", "dc", "address", "pid")}
-    fault = lab.state["faults"].get(node["name"])
-    row["fault"] = None if not fault else (
-        fault["kind"] + ("" if fault["arg"] is None else " %g" % fault["arg"]))
+    row["fault"] = describe(lab.state["faults"].get(node["name"]))
     row["process"], row["rss_mb"] = lab.process_state(node)
     if row["process"] == "dead":
         row["pid"] = None
@@ -72,6 +71,8 @@ def _detail(row: dict) -> str:
 
 
 def table(lab, rows: list[dict] | None = None) -> str:
+    """``rows`` (default: ``lab.status()``) for people; the caller that passes rows has
+    refreshed ``lab`` for them."""
     rows = lab.status() if rows is None else rows
     header = ("NODE", "KIND", "DC", "ADDRESS", "PID", "STATE", "RSS", "FAULT", "DETAIL")
     lines = [header]
@@ -88,7 +89,8 @@ def table(lab, rows: list[dict] | None = None) -> str:
     up = sum(row["up"] for row in rows)
     total_rss = sum(row["rss_mb"] or 0 for row in rows)
     summary = f"{up}/{len(rows)} processes up, {total_rss:.0f} MB RSS in total"
-    if lab.partitions:
-        summary += "; partitioned: " + ", ".join(f"{a} | {b}" for a, b in lab.partitions)
+    partitions = lab.state["partitions"]
+    if partitions:
+        summary += "; partitioned: " + ", ".join(f"{a} | {b}" for a, b in partitions)
     out.append(summary)
     return "\n".join(line.rstrip() for line in out)

@@ -291,8 +291,14 @@ def validate(data) -> dict:
     router = result["router"]
     if router["wan_writes"] not in ("own", "all"):
         raise TopologyError('router.wan_writes: expected "own" or "all"')
-    if "{dc}" not in router["route_prefix"]:
-        raise TopologyError('router.route_prefix: must contain {dc}, e.g. "/{dc}/mw/"')
+    prefix = router["route_prefix"]
+    try:
+        usable = isinstance(prefix, str) and "{dc}" in prefix and prefix.format(dc="x")
+    except (KeyError, IndexError, ValueError):  # other {fields}, or a stray brace
+        usable = False
+    if not usable:
+        raise TopologyError('router.route_prefix: text with {dc} and no other braces, e.g. '
+                            '"/{dc}/mw/"')
     for key in ("server_timeout_ms", "timeouts_until_tko", "probe_timeout_initial_ms",
                 "probe_timeout_max_ms", "failover_exptime"):
         if not isinstance(router[key], int) or router[key] < 1:
@@ -327,14 +333,21 @@ def _is_port(value) -> bool:
 # --- from a topology to a plan
 
 
-def plan(topology: dict, base_port: int | None = None) -> Plan:
-    """Nodes, links and ports. ``base_port`` (None: the topology's) 0 picks free ports."""
-    topology = validate(topology)
+def plan(topology=None, base_port: int | None = None) -> Plan:
+    """Nodes, links and ports of ``topology`` (as ``load_topology`` takes it). ``base_port``
+    (None: the topology's) 0 picks free ports."""
+    topology = load_topology(topology)
     if base_port is not None:
         if not _is_port(base_port):
             raise TopologyError("base port: expected 0 (free ports) or 1..65535")
         topology["base_port"] = base_port
     host = topology["host"]
+    caches = sum(dc["servers"] + dc["gutters"] for dc in topology["dcs"])
+    needed = sum(dc["servers"] + dc["gutters"] + dc["routers"] + 1 for dc in topology["dcs"]) \
+        + caches * len(topology["dcs"])  # the nodes, then a link per cache and client DC
+    if needed > 65535:  # counted before anything is built: a huge file costs no memory
+        raise TopologyError(f"this topology needs {needed} ports (nodes and fault-proxy "
+                            "links); a host has 65535: use fewer DCs or nodes")
     result = Plan(topology, host)
     wanted: list[tuple[str, str, str, int]] = []  # (name, kind, dc, index); links below
     for dc in topology["dcs"]:
@@ -353,7 +366,7 @@ def plan(topology: dict, base_port: int | None = None) -> Plan:
                 for client in topology["dcs"]:
                     link_specs.append((f"{name}/{client['name']}", name, node_dc,
                                        client["name"], f"{dc['name']}-proxy"))
-    ports = allocate_ports(host, topology["base_port"], len(wanted) + len(link_specs))
+    ports = allocate_ports(host, topology["base_port"], needed)
     # Ports in the documented order: caches, routers, then per proxy: control, links.
     it = iter(ports)
     for name, kind, dc, index in wanted:
@@ -379,9 +392,12 @@ def allocate_ports(host: str, base: int, count: int) -> list[int]:
     try:  # held open together so no port is handed out twice
         for _ in range(count):
             sock = socket.socket(_family(host), socket.SOCK_STREAM)
-            sock.bind((host, 0))
             sockets.append(sock)
+            sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in sockets]
+    except OSError as exc:  # an unknown host, or out of file descriptors
+        raise TopologyError(f"cannot take {count} free ports on {host} ({exc}); check "
+                            "the topology's host, or use fewer nodes") from None
     finally:
         for sock in sockets:
             sock.close()
@@ -411,8 +427,10 @@ def check_ports_free(lab_plan: Plan) -> None:
             sock.close()
 
 
-def write_configs(lab_plan: Plan, lab_dir: Path) -> list[Path]:
-    """The mcrouter config of every DC and the links file of every proxy; their paths."""
+def write_node_configs(lab_plan: Plan, lab_dir: Path) -> list[Path]:
+    """The mcrouter config of every DC and the links file of every proxy in
+    ``lab_dir/configs``; their paths. (The Compose project's plan writes its own through
+    the same methods.)"""
     written = []
     (Path(lab_dir) / "configs").mkdir(parents=True, exist_ok=True)
     for dc in lab_plan.dcs:
@@ -423,6 +441,12 @@ def write_configs(lab_plan: Plan, lab_dir: Path) -> list[Path]:
         path = links_path(lab_dir, node.name)
         _write_json(path, lab_plan.proxy_links(node.name))
         written.append(path)
+    return written
+
+
+def write_configs(lab_plan: Plan, lab_dir: Path) -> list[Path]:
+    """``write_node_configs`` and the topology (``topology.json``); their paths."""
+    written = write_node_configs(lab_plan, lab_dir)
     topology_file = Path(lab_dir) / "topology.json"
     _write_json(topology_file, lab_plan.topology)
     written.append(topology_file)

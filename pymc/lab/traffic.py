@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .wancache import HOLDOFF_TTL, WANCache
+from .wire import parse_address
 
 # Latency histogram: bucket i holds latencies in [BASE**i, BASE**(i+1)) microseconds.
 _BASE = 1.02
@@ -536,12 +537,34 @@ class Traffic:
 def _parse_router(text: str) -> tuple[str, list]:
     dc, sep, addresses = text.partition("=")
     parsed = [a.strip() for a in addresses.split(",") if a.strip()]
-    if not sep or not dc or not parsed or any(":" not in a or
-                                               not a.rpartition(":")[2].isdigit()
-                                               for a in parsed):
+    try:
+        if not sep or not dc or not parsed:
+            raise ValueError
+        for address in parsed:
+            parse_address(address, any_port=False)
+    except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected DC=HOST:PORT[,HOST:PORT...], e.g. eqiad=127.0.0.1:11311, got {text!r}")
+            f"expected DC=HOST:PORT[,HOST:PORT...], e.g. eqiad=127.0.0.1:11311, got {text!r}"
+        ) from None
     return dc, parsed
+
+
+def bounded_number(low: float, high: float = math.inf, *, integer: bool = False,
+            above_low: bool = False):
+    """An argparse type: a finite number from ``low`` (excluded when ``above_low``) to
+    ``high``. Bounded, because every key, reader and value byte costs memory or a thread."""
+    def convert(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or above_low and value == low or value > high:
+            bounds = (f"above {low:.15g}" if above_low else f"from {low:.15g}") + \
+                ("" if high == math.inf else f" to {high:.15g}")
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a "
+                                             f"{'whole ' if integer else ''}number {bounds}")
+        return value
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -552,23 +575,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--router", action="append", type=_parse_router, default=[],
                         metavar="DC=HOST:PORT[,HOST:PORT...]",
                         help="a DC and its routers (repeat for each DC)")
-    parser.add_argument("--duration", type=float, default=30.0,
+    parser.add_argument("--duration", type=bounded_number(0), default=30.0,
                         help="seconds to run (default 30; Ctrl-C stops early)")
-    parser.add_argument("--keys", type=int, default=1000, help="distinct keys (default 1000)")
-    parser.add_argument("--readers-per-dc", type=int, default=2,
+    parser.add_argument("--keys", type=bounded_number(1, 1_000_000, integer=True), default=1000,
+                        help="distinct keys (default 1000)")
+    parser.add_argument("--readers-per-dc", type=bounded_number(0, 256, integer=True), default=2,
                         help="reader threads per DC (default 2)")
-    parser.add_argument("--reads-per-sec", type=float, default=None,
+    parser.add_argument("--reads-per-sec", type=bounded_number(0, above_low=True), default=None,
                         help="read rate per DC (default: as fast as the readers go)")
-    parser.add_argument("--writes-per-sec", type=float, default=5.0,
+    parser.add_argument("--writes-per-sec", type=bounded_number(0), default=5.0,
                         help="purges per second in total (default 5)")
     parser.add_argument("--writer-dc", action="append", default=None, dest="writer_dcs",
                         help="a DC that writes (repeatable; default every DC)")
-    parser.add_argument("--holdoff", type=float, default=HOLDOFF_TTL,
+    parser.add_argument("--holdoff", type=bounded_number(0), default=HOLDOFF_TTL,
                         help="tombstone hold-off seconds (default 11, as MediaWiki)")
-    parser.add_argument("--ttl", type=float, default=300.0, help="value TTL (default 300)")
-    parser.add_argument("--value-size", type=int, default=100)
+    parser.add_argument("--ttl", type=bounded_number(0), default=300.0,
+                        help="value TTL (default 300)")
+    parser.add_argument("--value-size", type=bounded_number(0, 1 << 20, integer=True), default=100,
+                        help="bytes per value (default 100; at most memcached's 1 MB item)")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--interval", type=float, default=1.0,
+    parser.add_argument("--interval", type=bounded_number(0, above_low=True), default=1.0,
                         help="seconds between progress lines (default 1)")
     parser.add_argument("--json", action="store_true",
                         help="print the final stats as JSON after the table")

@@ -40,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
+from .wire import parse_address
+
 # MediaWiki's constants (seconds)
 HOLDOFF_TTL = 11.0
 LOW_TTL = 30.0
@@ -145,11 +147,6 @@ class FetchResult:
         return self.source in CACHED_SOURCES
 
 
-def _parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def _memcached_ttl(seconds: float) -> int:
     """A TTL in seconds as memcached's exptime: whole seconds, at least 1, absolute past 30
     days."""
@@ -171,7 +168,7 @@ class WANCache:
                  recent_set_window: tuple[float, float] = (RECENT_SET_LOW, RECENT_SET_HIGH),
                  rng: Optional[random.Random] = None) -> None:
         self.address = address
-        self.host, self.port = _parse_address(address)
+        self.host, self.port = parse_address(address, any_port=False)
         self.clock = clock
         self.purge_prefix = purge_prefix
         self.timeout = timeout

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 
 from .messages import NEED_DATA, STORAGE_COMMANDS, ProtocolViolation, Reply, Request, Value
-from .meta import REPLY_CODES, MetaReply, MetaRequest, parse_reply_line
+from .meta import QUIET_NOMINAL, REPLY_CODES, MetaReply, MetaRequest, parse_reply_line
 
 #: Single-line results by their first word.
 _LINE_RESULTS = frozenset((
@@ -30,8 +30,6 @@ _MULTI_LINE = frozenset((b"get", b"gets", b"gat", b"gats", b"bget", b"stats"))
 
 
 _ERRORS = frozenset((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR"))
-#: What a quiet meta request leaves out.
-_QUIET_NOMINAL = {b"mg": b"EN", b"ms": b"HD", b"md": b"HD", b"ma": b"HD"}
 #: The reply codes each meta command can produce.
 _POSSIBLE = {b"mg": (b"HD", b"VA", b"EN"), b"ms": (b"HD", b"NS", b"EX", b"NF"),
              b"md": (b"HD", b"NF", b"EX"), b"ma": (b"HD", b"VA", b"NF", b"NS", b"EX")}
@@ -166,7 +164,8 @@ class ClientConnection:
 
     def _framed_get(self, start: int, token: int):
         buf = self._buf
-        echo = buf.find(b" O%d\r\n" % token, start)
+        echo_line = b" O%d\r\n" % token
+        echo = buf.find(echo_line, start)
         if echo < 0:
             return NEED_DATA
         line = buf.rfind(b"\r\n", start, echo) + 2
@@ -174,7 +173,7 @@ class ClientConnection:
             line = start
         if buf[line:line + 3] not in (b"EN ", b"HD "):
             raise ProtocolViolation("bad framing reply: %r" % buf[line:echo + 20])
-        self._pos = echo + len(b" O%d\r\n" % token)
+        self._pos = echo + len(echo_line)
         self._expecting.popleft()
         reply = buf[start:line]
         if reply.endswith(b"END\r\n") and (reply == b"END\r\n" or reply.startswith(b"VALUE ")):
@@ -227,7 +226,7 @@ class ClientConnection:
         code, _, rest = line.partition(b" ")
         if meta.quiet and self._skipped(meta, code, line):
             self._expecting.popleft()
-            return MetaReply(_QUIET_NOMINAL[meta.command], suppressed=True)
+            return MetaReply(QUIET_NOMINAL[meta.command], suppressed=True)
         if code in _ERRORS:
             self._pos = eol + 2
             self._expecting.popleft()
@@ -259,7 +258,7 @@ class ClientConnection:
         if code in _ERRORS:
             return False
         if code not in _POSSIBLE.get(meta.command, REPLY_CODES) or \
-                code == _QUIET_NOMINAL[meta.command]:
+                code == QUIET_NOMINAL[meta.command]:
             return True
         tokens = line.split(b" ")[1:]
         if meta.has(b"k") and b"k" + meta.wire_key not in tokens:

@@ -21,6 +21,8 @@ from .numbers import strtol32, strtoul32, strtoull
 META_COMMANDS = frozenset((b"mg", b"ms", b"md", b"ma", b"me", b"mn"))
 #: Reply codes of meta commands (VA carries a data block).
 REPLY_CODES = frozenset((b"HD", b"VA", b"EN", b"NF", b"NS", b"EX", b"MN", b"ME"))
+#: The nominal reply a quiet (q) request leaves out; errors and other results still come.
+QUIET_NOMINAL = {b"mg": b"EN", b"ms": b"HD", b"md": b"HD", b"ma": b"HD"}
 MAX_OPAQUE_LENGTH = 32
 #: memcached refuses a meta line of this many tokens or more (its count includes a terminator).
 MAX_META_TOKENS = 20

@@ -57,7 +57,7 @@ def parse_access_point(text: str, default_protocol: str = "ascii",
     if len(parts) > 4:
         raise invalid()
     port_text, protocol, security, compression = (parts + ["", "", "", ""])[:4]
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise invalid("bad port")
     if protocol and protocol not in PROTOCOLS:
         raise invalid("Invalid protocol")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ..protocol.messages import Request, Value
+from ..protocol.messages import STORAGE_COMMANDS, Request, Value
 from ..protocol.meta import MetaRequest
 from .config import pretty
 from .routes import destination as destination_module
@@ -47,10 +47,6 @@ class Admin:
     def value(self, key: bytes) -> Value:
         text = self.run(key[len(PREFIX):].decode("utf-8", "replace"))
         return Value(key, 0, text.encode())
-
-    def answer(self, key: bytes) -> bytes:
-        value = self.value(key)
-        return b"VALUE %s 0 %d\r\n%s\r\n" % (key, len(value.data), value.data)
 
     def run(self, command: str) -> str:
         name, args = command, []
@@ -109,11 +105,11 @@ class Admin:
             raise AdminError(f"{what}: 2 args expected")
         op, key = args
         if op in _CLASSIC:
-            return Request(op.encode(), [key.encode()], data=b"" if op not in (
-                "get", "gets", "gat", "gats", "delete", "incr", "decr", "touch") else None)
+            command = op.encode()
+            return Request(command, [key.encode()],
+                           data=b"" if command in STORAGE_COMMANDS else None)
         if op in _META:
-            request = MetaRequest(_META[op], key.encode())
-            return request
+            return MetaRequest(_META[op], key.encode())
         raise AdminError(f"route: unknown request {op}")
 
     def _route(self, args) -> str:

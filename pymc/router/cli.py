@@ -25,6 +25,10 @@ IGNORED_SWITCHES = ("use-asynclog-version2", "disable-miss-on-get-errors",
                     "enable-qos", "postprocess-logging-route", "enable-logging-route")
 
 
+#: Flag defaults are the options' own (class attributes of the dataclass).
+DEFAULT = RouterOptions
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -35,26 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pymc-router", description="An mcrouter-compatible memcached router "
                      "in pure Python: same JSON config, same hashing, same routing.")
     add = parser.add_argument
-    add("-p", "--port", type=int, default=5000, help="TCP port to listen on (default 5000)")
-    add("-l", "--listen-addresses", default="127.0.0.1",
-        help="comma-separated addresses to listen on (default 127.0.0.1)")
+    add("-p", "--port", type=_port, default=DEFAULT.port,
+        help="TCP port to listen on (default %(default)s)")
+    add("-l", "--listen-addresses", default=DEFAULT.listen_addresses,
+        help="comma-separated addresses to listen on (default %(default)s)")
     add("--config", default="", help="file:PATH, or the config JSON itself")
     add("-f", "--config-file", default="", help="config file path (older mcrouter flag)")
     add("--config-str", default="", help=argparse.SUPPRESS)
-    add("-R", "--route-prefix", default="/././",
+    add("-R", "--route-prefix", default=DEFAULT.route_prefix,
         help="default routing prefix, e.g. /eqiad/mw/ (eqiad/mw works too)")
     add("--send-invalid-route-to-default", action="store_true",
         help="send keys with an unknown routing prefix to the default route")
-    add("-t", "--server-timeout", type=int, default=1000, metavar="MS",
-        help="server timeout in ms (default 1000)")
+    add("-t", "--server-timeout", type=int, default=DEFAULT.server_timeout_ms, metavar="MS",
+        help="server timeout in ms (default %(default)s)")
     add("--connect-timeout", type=int, default=None, metavar="MS", help=argparse.SUPPRESS)
-    add("--timeouts-until-tko", type=int, default=3)
-    add("-r", "--probe-timeout-initial", type=int, default=10000, metavar="MS")
-    add("--probe-timeout-max", type=int, default=60000, metavar="MS")
+    add("--timeouts-until-tko", type=int, default=DEFAULT.timeouts_until_tko)
+    add("-r", "--probe-timeout-initial", type=int, default=DEFAULT.probe_timeout_initial_ms,
+        metavar="MS")
+    add("--probe-timeout-max", type=int, default=DEFAULT.probe_timeout_max_ms, metavar="MS")
     add("--disable-tko-tracking", action="store_true")
-    add("--target-max-pending-requests", type=int, default=100000, metavar="N",
+    add("--target-max-pending-requests", type=int,
+        default=DEFAULT.target_max_pending_requests, metavar="N",
         help="requests one server may have waiting before more fail at once")
-    add("--max-async-requests", type=int, default=10000, metavar="N",
+    add("--max-async-requests", type=int, default=DEFAULT.max_async_requests, metavar="N",
         help="background requests (AllAsyncRoute, broadcasts, shadows) in flight before "
              "more are dropped and counted (pymc's own bound)")
     add("--validate-config", nargs="?", const="exit", default="", choices=("exit", "run"),
@@ -62,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config-params", default="", help="name:value,... for %%name%% in the config")
     add("--enable-flush-cmd", action="store_true", help="route flush_all (disabled by default)")
     add("--disable-reload-configs", action="store_true")
-    add("--reconfiguration-delay-ms", type=int, default=1000)
-    add("--file-observer-poll-period-ms", type=int, default=100, metavar="MS")
-    add("--file-observer-sleep-before-update-ms", type=int, default=1000, metavar="MS")
+    add("--reconfiguration-delay-ms", type=int, default=DEFAULT.reconfiguration_delay_ms)
+    add("--file-observer-poll-period-ms", type=int,
+        default=DEFAULT.file_observer_poll_period_ms, metavar="MS")
+    add("--file-observer-sleep-before-update-ms", type=int,
+        default=DEFAULT.file_observer_sleep_before_update_ms, metavar="MS")
     add("--metrics-port", type=_metrics_port, default=0, metavar="PORT",
         help="serve Prometheus metrics (mcrouter_exporter's names) at "
              "http://<first listen address>:PORT/metrics (default 0: not served)")
@@ -75,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in IGNORED_SWITCHES:
         add(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"Invalid port number: {text!r}")  # memcached's words
+    return port
 
 
 def _metrics_port(text: str) -> int:
@@ -149,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pymc-router: cannot listen on {options.listen_addresses}:{options.port}: "
               f"{exc.strerror}; pick another port with -p", file=sys.stderr)
         return 71
-    from ..metrics import start_for_main
-    from .metrics import start_metrics
-    metrics, status = start_for_main(server, start_metrics, options.listen_addresses,
-                                     options.metrics_port,
-                                     failure="pymc-router: cannot serve metrics",
-                                     flags="--metrics-port")
-    if status:
-        return status
+    metrics = None
+    if options.metrics_port:  # prometheus_client costs start-up time: only when asked for
+        from ..metrics import start_for_main
+        from .metrics import start_metrics
+        metrics, status = start_for_main(server, start_metrics, options.listen_addresses,
+                                         options.metrics_port,
+                                         failure="pymc-router: cannot serve metrics",
+                                         flags="--metrics-port")
+        if status:
+            return status
     import gevent
     import signal
     for signum in (signal.SIGINT, signal.SIGTERM):

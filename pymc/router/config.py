@@ -14,7 +14,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from . import routes as _routes  # noqa: F401 - fills the registry
 from .factory import RouteFactory
 from .jsonc import ConfigError, loads
 from .keys import normalize_prefix

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 
 from ..sockets import receive
 from ..protocol.client import RAW_SINGLE_GET, ClientConnection
-from ..protocol.messages import NEED_DATA, ProtocolViolation
-from .access_point import AccessPoint
-from ..protocol.messages import Request
+from ..protocol.messages import NEED_DATA, ProtocolViolation, Request
 from ..protocol.meta import MetaReply, MetaRequest
-from .results import ErrorReply, result_of
+from .access_point import AccessPoint
+from .results import LINE_RESULTS, META_RESULTS, ErrorReply, result_of
 from .tko import ProbeBackoff, TkoTracker
 
 logger = logging.getLogger(__name__)
@@ -60,14 +59,11 @@ class DestinationPolicy:
     max_pending: int = 100000
 
 
-#: Reply words (and meta codes) as mcrouter's result names, for ``stats servers``.
-_WORD_RESULTS = {b"VALUE": "found", b"END": "notfound", b"STORED": "stored",
-                 b"NOT_STORED": "notstored", b"EXISTS": "exists", b"NOT_FOUND": "notfound",
-                 b"DELETED": "deleted", b"TOUCHED": "touched", b"OK": "ok", b"NUMBER": "stored",
-                 b"VERSION": "ok", b"SERVER_ERROR": "remote_error",
-                 b"CLIENT_ERROR": "client_error", b"ERROR": "remote_error", b"HD": "ok",
-                 b"VA": "found", b"EN": "notfound", b"NF": "notfound", b"NS": "notstored",
-                 b"EX": "exists", b"MN": "ok"}
+#: Reply words (and meta codes) as mcrouter's result names, for ``stats servers``: counted by
+#: word on the reply path, named when read. A get is counted as b"VALUE" when it had hits, and
+#: HD as "ok" (what it meant depends on the request, which is not kept).
+_WORD_RESULTS = {**LINE_RESULTS, **META_RESULTS,
+                 b"VALUE": "found", b"END": "notfound", b"HD": "ok"}
 
 
 class DestinationStats:
@@ -458,9 +454,7 @@ class Destination:
     # -- timeouts --------------------------------------------------------------------------------
 
     def _arm_timer(self, at: float) -> None:
-        if self._timer is None:
-            self._timer = self.loop.timer(0.0)
-        elif self._timer.active:
+        if self._timer is not None and self._timer.active:
             if self._timer_at <= at:
                 return
             self._timer.stop()

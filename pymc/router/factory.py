@@ -4,7 +4,9 @@ A handle may be written as an object with ``type``, an array (flattened into a c
 a name of a handle defined elsewhere (``named_handles`` or any object carrying ``name``),
 a bare type name (``"NullRoute"``), or the short form ``"Type|arg"`` (``"PoolRoute|A"``,
 ``"AllSyncRoute|Pool|A"``). The same string always yields the same handle object.
-Every error names the JSON path where it was found.
+Every error names the JSON path where it was found: one raised inside ``at(step)`` without a
+path gets the path including that step. A handle that refers to itself (a named handle naming
+itself, a pool whose servers route to the pool) is a ConfigError naming the cycle.
 """
 
 from __future__ import annotations
@@ -27,16 +29,53 @@ class RouteFactory:
         self._seen: dict[str, list[RouteHandle]] = {}
         self._path: list[str] = []
         self._children_lists: list[list[RouteHandle]] = []
+        #: what is being built, outermost first: ("RouteHandle", name) or ("Pool", name)
+        self._building: list[tuple[str, str]] = []
 
     # -- errors and paths -----------------------------------------------------------------------
 
     @contextmanager
     def at(self, step: str | int) -> Iterator[None]:
+        """Within this block the path includes ``step``; a ConfigError raised here without a
+        path (by code that knows no paths, such as Pools) gets this one."""
         self._path.append(f"[{step}]" if isinstance(step, int) else str(step))
         try:
             yield
+        except ConfigError as exc:
+            if getattr(exc, "located", False):
+                raise
+            raise self.error(str(exc)) from None
         finally:
             self._path.pop()
+
+    @contextmanager
+    def relative(self) -> Iterator[None]:
+        """Paths restart here (a pool's servers: their errors read ``servers[0]...`` and the
+        pool adds its name and the place that referred to it)."""
+        saved, self._path = self._path, []
+        try:
+            yield
+        finally:
+            self._path = saved
+
+    @contextmanager
+    def building(self, kind: str, name: str, check: bool = True) -> Iterator[None]:
+        """Mark ``name`` as being built; with ``check``, building it again before it is done
+        is a cycle (a ConfigError without a path: the caller's ``at`` or ``_build`` adds it)."""
+        if check and (kind, name) in self._building:
+            raise ConfigError(self.cycle(kind, name))
+        self._building.append((kind, name))
+        try:
+            yield
+        finally:
+            self._building.pop()
+
+    def cycle(self, kind: str, name: str) -> str:
+        """``Pool A references itself: A -> B -> A``; steps of another kind are named with
+        it (``RouteHandle x references itself: x -> Pool A -> x``)."""
+        loop = self._building[self._building.index((kind, name)):] + [(kind, name)]
+        chain = " -> ".join(n if k == kind else f"{k} {n}" for k, n in loop)
+        return f"{kind} {name} references itself: {chain}"
 
     @property
     def path(self) -> str:
@@ -118,6 +157,9 @@ class RouteFactory:
         if text in self._registered:
             return self._named(text, self._registered.pop(text))
         type_name, bar, arg = text.partition("|")
+        if ("RouteHandle", text) in self._building and type_name not in REGISTRY:
+            # a named handle naming itself: mcrouter reports "Unknown RouteHandle"
+            raise self.error(self.cycle("RouteHandle", text))
         handles = self._build(type_name, arg if bar else None)
         self._seen[text] = handles
         return handles
@@ -128,10 +170,13 @@ class RouteFactory:
         registered = self._registered.pop(name, None)
         if registered is not None:
             json = registered
-        if isinstance(json, dict):
-            handles = self._build(self._type_of(json), json)
-        else:
-            handles = self.create_list(json)
+        # An object inside "x" may be named "x" too (built anew, as mcrouter does); only a
+        # reference by name to "x" while it is built is a cycle (see _from_string).
+        with self.building("RouteHandle", name, check=False):
+            if isinstance(json, dict):
+                handles = self._build(self._type_of(json), json)
+            else:
+                handles = self.create_list(json)
         self._seen[name] = handles
         return handles
 
@@ -152,7 +197,7 @@ class RouteFactory:
                 if getattr(exc, "located", False):
                     raise
                 raise self.error(str(exc)) from None
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 raise self.error(f"{type_name}: {exc}") from None
         return built if isinstance(built, list) else [built]
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from ..protocol.client import RAW_SINGLE_GET, RawGet, frame_request
 from ..protocol.messages import Reply, Request
+from .admin import PREFIX as ADMIN_PREFIX
 from .keys import RoutedKey
 from .results import ErrorReply
 from .routes import destination as destination_module
 
-ADMIN_PREFIX = b"__mcrouter__."
 END = b"END\r\n"
 _RESOLVABLE = {b"get": "get", b"gets": "gets"}
 
@@ -95,7 +95,7 @@ def retrieve(proxy, conn, req: Request) -> None:
     if len(keys) == 1:
         key = keys[0]
         if key.startswith(ADMIN_PREFIX):
-            conn.fill(slot, proxy.admin.answer(key) + END)
+            _single_done(conn, slot, key)(Reply(b"END", values=[proxy.admin.value(key)]))
             return
         target = None
         if op is not None:
@@ -143,13 +143,12 @@ def retrieve(proxy, conn, req: Request) -> None:
 
 
 def forward_simple_gets(proxy, conn, data: bytes) -> bool:
-    """The commonest read: nothing but ``get <key>`` lines with plain keys (no routing
-    prefix, no admin key). They are forwarded as the client wrote them, grouped by server,
-    and each reply goes back as it came. False (nothing done) for anything else."""
+    """The commonest pipelined read: nothing but ``get <key>`` lines with plain keys (no
+    routing prefix, no admin key). They are forwarded as the client wrote them, grouped by
+    server, and each reply goes back as it came. False (nothing done) for anything else.
+    A read of one line takes forward_get_line instead (ClientConn.take picks)."""
     if not data.endswith(b"\r\n"):
         return False
-    if data.find(b"\n") == len(data) - 1:
-        return forward_get_line(proxy, conn, data)
     lines = data.split(b"\r\n")
     lines.pop()
     for line in lines:

@@ -4,6 +4,7 @@ as folly's parser with stripComments and allow_trailing_comma reads them."""
 from __future__ import annotations
 
 import json
+import math
 
 
 class ConfigError(ValueError):
@@ -47,7 +48,23 @@ def strip_comments(text: str) -> str:
 
 def loads(text: str):
     try:
-        return json.loads(strip_comments(text))
+        return json.loads(strip_comments(text), parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") \
             from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply") from None
+
+
+# NaN and infinities are not JSON, and folly refuses them too; Python's json would let them
+# through to timeouts and weights, to fail there as arithmetic errors.
+def _no_constant(name: str):
+    raise ConfigError(f"invalid JSON: {name} (JSON has no NaN or infinities)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ConfigError(f"invalid JSON: {text} is out of range")
+    return value

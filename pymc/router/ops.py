@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 
-from ..protocol.messages import Request
+from ..protocol.messages import STORAGE_COMMANDS, Request
 from ..protocol.meta import MS_MODES, MetaRequest, encode_key
 
 GETS = frozenset(("get", "gets", "gat", "gats", "lease-get", "metaget"))
@@ -26,6 +26,7 @@ _TEXT_OPS = {c: c.decode() for c in (b"get", b"gets", b"gat", b"gats", b"set", b
                                      b"incr", b"decr", b"touch", b"version", b"stats",
                                      b"flush_all")}
 _TEXT_OPS[b"flush_all"] = "flushall"
+_WITH_EXPTIME = STORAGE_COMMANDS | {b"touch", b"gat", b"gats"}
 
 
 def operation(req) -> str:
@@ -81,8 +82,7 @@ def exptime_of(req) -> int | None:
     """The request's exptime, or None when the operation carries none."""
     if type(req) is MetaRequest:
         return req.exptime
-    if req.command in (b"set", b"add", b"replace", b"append", b"prepend", b"cas",
-                       b"touch", b"gat", b"gats"):
+    if req.command in _WITH_EXPTIME:
         return req.exptime
     return None
 

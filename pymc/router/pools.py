@@ -68,7 +68,9 @@ class Pools:
             raise ConfigError(f"Can not read pool: {name}")
         state = self._state.get(name)
         if state == "parsing":
-            raise ConfigError("Cycle in pool inheritance")
+            chain = [n for n, s in self._state.items() if s == "parsing"]  # in order
+            chain = chain[chain.index(name):] + [name]
+            raise ConfigError(f"Cycle in pool inheritance: {' -> '.join(chain)}")
         json = self._json[name]
         if state is None and isinstance(json, dict) and "inherit" in json:
             self._state[name] = "parsing"
@@ -86,9 +88,17 @@ class Pools:
     # -- destinations ---------------------------------------------------------------------------
 
     def build(self, factory, json) -> Pool:
+        """The pool ``json`` refers to, built on first use. Errors are ConfigErrors without a
+        path, ``Pool A: ...``, with a path inside the pool where there is one (``Pool A:
+        servers[0]: ...``): the factory adds where the pool was referred to. A pool whose
+        servers route back to it is a cycle (``Pool A references itself: A -> A``)."""
         name, pool_json = self.parse(json)
         if name in self.built:
             return self.built[name]
+        with factory.building("Pool", name):
+            return self._build(factory, name, pool_json)
+
+    def _build(self, factory, name: str, pool_json: dict) -> Pool:
         from .routes.destination import DestinationRoute
         try:
             servers = pool_json.get("servers")
@@ -107,7 +117,8 @@ class Pools:
             pool = Pool(name, pool_json)
             for index, server in enumerate(servers):
                 if isinstance(server, dict):
-                    pool.routes.append(factory.create(server, f"servers[{index}]"))
+                    with factory.relative():  # paths inside the pool: servers[0]...
+                        pool.routes.append(factory.create(server, f"servers[{index}]"))
                     continue
                 if not isinstance(server, str):
                     raise ConfigError(f"server #{index} is not a string/object")
@@ -119,11 +130,11 @@ class Pools:
                                    "and connects in plain text", name, server, ap.security)
                 destination = self.destination(ap, timeout, connect_timeout)
                 pool.routes.append(DestinationRoute(destination, name, index, keep, timeout))
-            if isinstance(weights, list):
-                if len(weights) != len(servers):
-                    raise ConfigError(f"weights has {len(weights)} entries for "
-                                      f"{len(servers)} servers")
-                pool.weights = [float(w) for w in weights]
+            if isinstance(weights, list) and len(weights) != len(servers):
+                raise ConfigError(f"weights has {len(weights)} entries for "
+                                  f"{len(servers)} servers")
+            # as given: WeightedCh3 (routes/hash.py) checks each weight, as mcrouter's does
+            pool.weights = weights
         except ConfigError as exc:
             raise ConfigError(f"Pool {name}: {exc}") from None
         self.built[name] = pool
@@ -163,8 +174,14 @@ def _no_clock() -> float:
     return 0.0
 
 
+#: Longest timeout taken, in ms (49 days): beyond it a value is a typo, and a huge one would
+#: not even convert to the event loop's float seconds.
+MAX_TIMEOUT_MS = 2**32 - 1
+
+
 def _milliseconds(json: dict, key: str, default: int) -> int:
     value = json.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0 <= value <= MAX_TIMEOUT_MS:
         raise ConfigError(f"{key} is not a valid timeout")
     return int(value)

@@ -16,8 +16,8 @@ from collections import deque
 
 from ..sockets import receive
 from ..protocol.connection import NEED_DATA, ServerConnection
-from ..protocol.messages import Request
-from ..protocol.meta import MetaReply, MetaRequest
+from ..protocol.messages import ERROR, Request
+from ..protocol.meta import QUIET_NOMINAL, MetaReply, MetaRequest
 from .gets import error_line, forward_get_line, forward_simple_gets, retrieve
 from .ops import without_quiet
 from .results import worst
@@ -28,10 +28,7 @@ logger = logging.getLogger(__name__)
 
 #: Stop reading from a client with this many requests waiting for backends (bounded memory).
 MAX_OUTSTANDING = 4096
-OUTPUT_HIGH_WATER = 4 * 1024 * 1024
-ADMIN_PREFIX = b"__mcrouter__."
 _GETS = frozenset((b"get", b"gets", b"gat", b"gats"))
-_QUIET_HIDDEN = {b"mg": (b"EN",), b"ms": (b"HD",), b"md": (b"HD",), b"ma": (b"HD",)}
 
 
 def reply_bytes(req, reply) -> bytes:
@@ -102,14 +99,12 @@ class ClientConn:
     def process(self) -> None:
         next_event = self.parser.next_event
         handlers = self.proxy.handlers
+        other = self.proxy.handle_other
         while len(self.slots) < MAX_OUTSTANDING:
             event = next_event()
             if event is NEED_DATA:
                 break
-            handler = handlers.get(event.command)
-            if handler is None:
-                handler = self.proxy.handle_other
-            if handler(self, event):
+            if handlers.get(event.command, other)(self, event):
                 self.closing = True
                 self.reader.stop()
                 break
@@ -250,10 +245,10 @@ class Handlers:
         quiet = req.quiet
         routed = without_quiet(req)
         slot = conn.slot()
-        hidden = _QUIET_HIDDEN.get(req.command, ()) if quiet else ()
+        hidden = QUIET_NOMINAL.get(req.command) if quiet else None
 
         def done(reply) -> None:
-            if type(reply) is MetaReply and reply.code in hidden:
+            if type(reply) is MetaReply and reply.code == hidden:
                 conn.fill(slot, b"")
             else:
                 conn.fill(slot, reply_bytes(req, reply))
@@ -277,7 +272,7 @@ class Handlers:
         return False
 
     def stats(self, conn: ClientConn, req) -> bool:
-        conn.fill(conn.slot(), self.proxy.stats_reply(req.args))
+        conn.fill(conn.slot(), self.proxy.stats.reply(req.args))
         return False
 
     def flush_all(self, conn: ClientConn, req) -> bool:
@@ -318,7 +313,7 @@ class Handlers:
         return False
 
     def other(self, conn: ClientConn, req) -> bool:
-        conn.fill(conn.slot(), b"ERROR\r\n")
+        conn.fill(conn.slot(), ERROR)
         return False
 
 

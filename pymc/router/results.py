@@ -18,18 +18,28 @@ SEVERITY = {
     "notfound": 4, "notstored": 4,
     "ooo": 5, "timeout": 5, "connect_timeout": 5, "connect_error": 5, "busy": 5,
     "shutdown": 5, "try_again": 5, "tko": 5,
-    "bad_key": 6, "bad_value": 6, "aborted": 6, "deadline_exceeded": 6,
+    "bad_key": 6, "bad_value": 6, "aborted": 6, "deadline_exceeded": 6, "overloaded": 6,
     "remote_error": 7, "unknown": 7,
     "local_error": 8,
     "client_error": 9,
 }
 UNRANKED = 10  # mcrouter's default, e.g. "touched"
 
-#: Results that are errors (mcrouter: isErrorResult).
-ERRORS = frozenset(("ooo", "timeout", "connect_timeout", "connect_error", "busy", "shutdown",
-                    "try_again", "tko", "bad_key", "bad_value", "aborted",
-                    "deadline_exceeded", "remote_error", "unknown", "local_error",
-                    "client_error", "bad_command"))
+#: mcrouter's results (carbon::Result, lib/carbon/carbon_result.thrift) in enum order, by the
+#: names configs use: resultToString's without "mc_res_" (RES_TRY_AGAIN is "try_again").
+RESULTS = (
+    "unknown", "deleted", "touched", "found", "foundstale", "notfound", "notfoundhot",
+    "notstored", "stalestored", "ok", "stored", "exists",
+    "ooo", "timeout", "connect_timeout", "connect_error", "busy", "try_again", "shutdown",
+    "tko", "bad_command", "bad_key", "bad_flags", "bad_exptime", "bad_lease_id",
+    "bad_cas_id", "bad_value", "aborted", "client_error", "local_error", "remote_error",
+    "waiting", "deadline_exceeded", "permission_denied", "hot_key", "overloaded")
+
+#: Results that are errors (mcrouter's isErrorResult: every result from ooo on, except
+#: waiting; "unknown" comes before ooo and is not one). The one list of them: what is_error,
+#: TKO tracking and the error stats count, and the names ErrorRoute's ``result`` and
+#: FailoverRoute's ``failover_errors`` accept.
+ERRORS = frozenset(RESULTS[RESULTS.index("ooo"):]) - {"waiting"}
 
 #: failover_errors when a config names none (mcrouter's isFailoverErrorResult).
 DEFAULT_FAILOVER_ERRORS = frozenset((
@@ -48,6 +58,10 @@ _ERROR_LINES = {
     "bad_value": b"SERVER_ERROR bad value", "aborted": b"SERVER_ERROR aborted",
     "client_error": b"CLIENT_ERROR", "local_error": b"SERVER_ERROR local error",
     "remote_error": b"SERVER_ERROR remote error",
+    "bad_flags": b"CLIENT_ERROR bad flags", "bad_exptime": b"CLIENT_ERROR bad exptime",
+    "bad_lease_id": b"CLIENT_ERROR bad lease_id", "bad_cas_id": b"CLIENT_ERROR bad cas_id",
+    "permission_denied": b"SERVER_ERROR permission denied",
+    "hot_key": b"SERVER_ERROR hot key", "overloaded": b"SERVER_ERROR overloaded",
 }
 
 
@@ -73,14 +87,15 @@ class ErrorReply(Reply):
         return f"ErrorReply({self.kind!r}, {self.message!r})"
 
 
-_META_RESULTS = {b"VA": "found", b"EN": "notfound", b"NF": "notfound", b"NS": "notstored",
-                 b"EX": "exists", b"MN": "ok", b"ME": "found"}
+#: Meta reply codes and classic reply words as mcrouter's result names.
+META_RESULTS = {b"VA": "found", b"EN": "notfound", b"NF": "notfound", b"NS": "notstored",
+                b"EX": "exists", b"MN": "ok", b"ME": "found"}
 _HD_RESULTS = {b"mg": "found", b"ms": "stored", b"md": "deleted", b"ma": "stored"}
-_LINE_RESULTS = {b"STORED": "stored", b"NOT_STORED": "notstored", b"EXISTS": "exists",
-                 b"NOT_FOUND": "notfound", b"DELETED": "deleted", b"TOUCHED": "touched",
-                 b"OK": "ok", b"VERSION": "ok", b"NUMBER": "stored", b"RESET": "ok",
-                 b"SERVER_ERROR": "remote_error", b"CLIENT_ERROR": "client_error",
-                 b"ERROR": "remote_error"}
+LINE_RESULTS = {b"STORED": "stored", b"NOT_STORED": "notstored", b"EXISTS": "exists",
+                b"NOT_FOUND": "notfound", b"DELETED": "deleted", b"TOUCHED": "touched",
+                b"OK": "ok", b"VERSION": "ok", b"NUMBER": "stored", b"RESET": "ok",
+                b"SERVER_ERROR": "remote_error", b"CLIENT_ERROR": "client_error",
+                b"ERROR": "remote_error"}
 
 
 def result_of(reply, req=None) -> str:
@@ -92,12 +107,12 @@ def result_of(reply, req=None) -> str:
         code = reply.code
         if code == b"HD":
             return _HD_RESULTS.get(req.command if req is not None else b"mg", "ok")
-        return _META_RESULTS.get(code, "unknown")
+        return META_RESULTS.get(code, "unknown")
     word = reply.result
     if word == b"END":
         return "found" if reply.values or reply.raw is not None and reply.number else \
             "notfound"
-    return _LINE_RESULTS.get(word, "unknown")
+    return LINE_RESULTS.get(word, "unknown")
 
 
 def is_error(reply) -> bool:

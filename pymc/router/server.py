@@ -65,11 +65,6 @@ class RouterServer:
         for conn in dirty:
             conn.flush()
 
-    # -- counters -----------------------------------------------------------------------------
-
-    def stats_reply(self, args) -> bytes:
-        return self.stats.reply(args)
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:

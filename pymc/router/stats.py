@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from collections import deque
 
 import psutil
 
+from ..protocol.stats import format_stats
 from .results import ERRORS
 from .routes.base import BACKGROUND
 
@@ -103,7 +105,7 @@ class RouterStats:
     def reply(self, args) -> bytes:
         group_name = args[0].decode("latin-1") if args else ""
         if group_name == "version":
-            return _lines([("mcrouter-version", self.server.version)])
+            return format_stats([("mcrouter-version", self.server.version)])
         group = _GROUPS.get(group_name)
         if group is None:
             if group_name == "reset":
@@ -121,7 +123,7 @@ class RouterStats:
             pairs = self.general(detailed=group in ("all", "detailed", "ods"))
             if group in ("all", "ods"):  # mcrouter's count_stats are in these groups too
                 pairs += self.result_counts(suffix="_count")
-        return _lines(pairs)
+        return format_stats(pairs)
 
     def general(self, detailed: bool) -> list[tuple[str, object]]:
         server = self.server
@@ -132,13 +134,13 @@ class RouterStats:
             states[_state(destination)] += 1
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         pairs: list[tuple[str, object]] = [
-            ("version", server.version), ("commandargs", " ".join(os.sys.argv[1:])),
+            ("version", server.version), ("commandargs", " ".join(sys.argv[1:])),
             ("pid", os.getpid()), ("parent_pid", os.getppid()), ("time", int(now)),
             ("uptime", int(now - server.started)),
             ("num_servers", len(destinations)),
             ("num_servers_new", states["new"]), ("num_servers_up", states["up"]),
             ("num_servers_down", states["down"]), ("num_servers_closed", states["closed"]),
-            ("num_suspect_servers", len(self.suspect_lines())),
+            ("num_suspect_servers", len(server.config.pools.trackers.suspects())),
         ]
         soft, hard = self.tko_counts()
         pairs += [("num_soft_tko_count", soft), ("num_hard_tko_count", hard)]
@@ -159,7 +161,8 @@ class RouterStats:
         ]
         if detailed:
             rates = self.rates()
-            pairs += [(name, _rate(rates[name])) for name, _ in self.result_counts(suffix="")]
+            pairs += [(name, _rate(rate)) for name, rate in rates.items()
+                      if name.startswith("result_")]
             pairs += [("config_age", int(now - server.config.loaded_at)),
                       ("config_last_attempt", self.config_last_attempt),
                       ("config_last_success", self.config_last_success),
@@ -167,7 +170,8 @@ class RouterStats:
                       ("configs_from_disk", self.configs_from_disk)]
         pairs += self.command_counts()
         if detailed:
-            pairs += [(f"cmd_{op}", _rate(rates["cmd_" + op])) for op in sorted(self.commands)]
+            pairs += [(name, _rate(rates[name])) for name in sorted(rates)
+                      if name.startswith("cmd_")]
         return pairs
 
     def command_counts(self) -> list[tuple[str, object]]:
@@ -257,9 +261,6 @@ def _dev_null_requests() -> int:
     return DevNullRoute.dev_null_requests
 
 
-def _lines(pairs) -> bytes:
-    return b"".join(b"STAT %s %s\r\n" % (str(name).encode(), str(value).encode())
-                    for name, value in pairs) + b"END\r\n"
 
 
 def _rate(value: float) -> str:

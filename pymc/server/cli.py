@@ -44,13 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed to listen on {settings.listen}:{settings.port}: {exc.strerror}; "
               "pick another port with -p or stop what holds it", file=sys.stderr)
         return 71  # memcached's EX_OSERR
-    from ..metrics import start_for_main
-    from .metrics import start_metrics
-    metrics, status = start_for_main(server, start_metrics, settings.listen,
-                                     settings.metrics_port, failure="failed to serve metrics",
-                                     flags="--metrics-port (or -o metrics_port=N)")
-    if status:
-        return status
+    metrics = None
+    if settings.metrics_port:  # prometheus_client and psutil cost ~0.1 s of start-up: on demand
+        from ..metrics import start_for_main
+        from .metrics import start_metrics
+        metrics, status = start_for_main(server, start_metrics, settings.listen,
+                                         settings.metrics_port, failure="failed to serve metrics",
+                                         flags="--metrics-port (or -o metrics_port=N)")
+        if status:
+            return status
     install_signal_handlers(server)
     server.serve_forever()
     from .verbose import exiting

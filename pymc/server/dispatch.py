@@ -16,7 +16,8 @@ from ..storage import cache as c
 from ..storage.stats import items_stats, slabs_stats
 from . import verbose
 from .meta import MetaCommands
-from .stats import format_stats, general_stats, settings_stats
+from ..protocol.stats import format_stats
+from .stats import general_stats, settings_stats
 
 logger = logging.getLogger(__name__)
 

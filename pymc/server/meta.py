@@ -44,7 +44,7 @@ class MetaCommands:
         if slot < 0:
             cache.cmd_get += 1
             cache.get_misses += 1
-            line = _echo(b"EN", req, req.key, req.binary)
+            line = _echo(b"EN", req)
             if line is None:
                 out.append(OPAQUE_TOO_LONG)
             elif not req.quiet:
@@ -184,7 +184,7 @@ class MetaCommands:
                     table.remove(slot)
             if req.quiet:
                 return False
-        out.append(_echo(code, req, req.key, req.binary))  # opaque length checked at parse
+        out.append(_echo(code, req))  # opaque length checked at parse
         return False
 
     # -- ma -----------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ class MetaCommands:
         elif result == c.NOT_FOUND:
             cache.count_arithmetic_miss(incr)
         if result != c.STORED:
-            line = _echo(b"NF" if result == c.NOT_FOUND else b"EX", req, req.key, req.binary)
+            line = _echo(b"NF" if result == c.NOT_FOUND else b"EX", req)
             out.append(OPAQUE_TOO_LONG if line is None else line)
             return False
         slot = table.slot(req.key)
@@ -278,7 +278,7 @@ class MetaCommands:
         return False
 
 
-def _echo(code: bytes, req: MetaRequest, key: bytes, binary: bool) -> bytes | None:
+def _echo(code: bytes, req: MetaRequest) -> bytes | None:
     """A reply line that only echoes O and k (misses, md, failed ma); None if an opaque is
     too long."""
     parts = [code]
@@ -289,7 +289,7 @@ def _echo(code: bytes, req: MetaRequest, key: bytes, binary: bool) -> bytes | No
                 return None
             parts.append(token)
         elif flag == 107:
-            parts.append(key_token(key, binary))
+            parts.append(key_token(req.key, req.binary))
     return b" ".join(parts) + b"\r\n"
 
 

@@ -196,13 +196,13 @@ class ServerCollector:
                           "by command (get, set, etc.) and status.", "counter",
                           ["command", "status"])
         for op in HIT_MISS_OPS:
-            commands.add_metric([op, "hit"], _number(stats[op + "_hits"]))
-            commands.add_metric([op, "miss"], _number(stats[op + "_misses"]))
-        commands.add_metric(["cas", "badval"], _number(stats["cas_badval"]))
-        commands.add_metric(["flush", "hit"], _number(stats["cmd_flush"]))
+            commands.add_metric([op, "hit"], float(stats[op + "_hits"]))
+            commands.add_metric([op, "miss"], float(stats[op + "_misses"]))
+        commands.add_metric(["cas", "badval"], float(stats["cas_badval"]))
+        commands.add_metric(["flush", "hit"], float(stats["cmd_flush"]))
         # memcached counts cas commands in cmd_set too; the exporter takes them out
-        cas = sum(_number(stats[name]) for name in ("cas_misses", "cas_hits", "cas_badval"))
-        commands.add_metric(["set", "hit"], _number(stats["cmd_set"]) - cas)
+        cas = sum(float(stats[name]) for name in ("cas_misses", "cas_hits", "cas_badval"))
+        commands.add_metric(["set", "hit"], float(stats["cmd_set"]) - cas)
         yield commands
 
         for key, name, kind, documentation in GENERAL:
@@ -228,10 +228,10 @@ class ServerCollector:
             row, slab = rows[cid], str(cid)
             for field, target in families.items():
                 if field in row:
-                    target.add_metric([slab], _number(row[field]))
+                    target.add_metric([slab], float(row[field]))
             for field, lru in LRU_HITS:
                 if field in row:
-                    hits.add_metric([slab, lru], _number(row[field]))
+                    hits.add_metric([slab, lru], float(row[field]))
         yield from non_empty(hits, *families.values())
 
     @staticmethod
@@ -244,19 +244,15 @@ class ServerCollector:
         for cid in sorted(rows):
             row, slab = rows[cid], str(cid)
             for op in HIT_MISS_OPS:
-                commands.add_metric([slab, op, "hit"], _number(row[op + "_hits"]))
-            commands.add_metric([slab, "cas", "badval"], _number(row["cas_badval"]))
-            cas = _number(row["cas_hits"]) + _number(row["cas_badval"])
-            commands.add_metric([slab, "set", "hit"], _number(row["cmd_set"]) - cas)
+                commands.add_metric([slab, op, "hit"], float(row[op + "_hits"]))
+            commands.add_metric([slab, "cas", "badval"], float(row["cas_badval"]))
+            cas = float(row["cas_hits"]) + float(row["cas_badval"])
+            commands.add_metric([slab, "set", "hit"], float(row["cmd_set"]) - cas)
             for field, target in gauges.items():
-                target.add_metric([slab], _number(row[field]))
+                target.add_metric([slab], float(row[field]))
         # (memcached before 1.6 also had mem_requested here; 1.6, like pymc, has it in
         # stats items, where the exporter reads it as a counter)
         yield from non_empty(commands, *gauges.values())
-
-
-def _number(value) -> float:
-    return float(value)
 
 
 def _setting(value) -> float:

@@ -96,7 +96,3 @@ def settings_stats(cache: Cache, settings: Settings, server) -> Pairs:
     ] + ([("metrics_port", settings.metrics_port)] if settings.metrics_port else [])
 
 
-def format_stats(pairs: Pairs) -> bytes:
-    parts = [b"STAT %s %s\r\n" % (name.encode(), str(value).encode()) for name, value in pairs]
-    parts.append(b"END\r\n")
-    return b"".join(parts)

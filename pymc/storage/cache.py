@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .clock import Clock, realtime
-from .items import (ACTIVE, HAS_TTL, LRU_IDS, SEGMENT_MASK, STALE, TOKEN_SENT, TRAILER,
-                    ItemTable)
+from .items import ACTIVE, HAS_TTL, LRU_IDS, STALE, TOKEN_SENT, TRAILER, ItemTable
 from .slabs import PAGE_BYTES, Slabs, item_size
 
 STORED, NOT_STORED, EXISTS, NOT_FOUND, TOO_LARGE, NO_MEMORY = range(6)
@@ -258,7 +257,7 @@ class Cache:
             return TOO_LARGE
         old = self.find(key, now)
         table.counters[class_id].cmd_set += 1
-        exptime_rel = realtime(exptime, self.clock) if exptime else 0
+        kept_exptime = -1  # a stale cas keeps the item's TTL
         if command == b"set":
             pass
         elif command == b"add":
@@ -280,7 +279,7 @@ class Cache:
                 return EXISTS
             if cas_unique != current:
                 # A late writer: its value is kept but stays stale until a real recache.
-                exptime_rel = table.exptime[old]
+                kept_exptime = table.exptime[old]
                 bits |= STALE | (table.bits(old) & TOKEN_SENT)
             counters.cas_hits += 1
         elif old < 0:  # append / prepend
@@ -298,6 +297,10 @@ class Cache:
                 return TOO_LARGE
             return self._write(key, old_flags, table.exptime[old], data, total, class_id, old,
                                now, new_cas)
+        if kept_exptime >= 0:
+            exptime_rel = kept_exptime
+        else:
+            exptime_rel = realtime(exptime, self.clock) if exptime else 0
         result = self._write(key, flags, exptime_rel, data, total, class_id, old, now,
                              new_cas, bits)
         if result == NO_MEMORY and command == b"set":

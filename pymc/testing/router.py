@@ -145,11 +145,11 @@ class Router(_Service):
         return server
 
     def _plan_backends(self) -> dict:
+        """Decide which servers to start; the config with their addresses (filled in once
+        they run, since a server's port is known only then)."""
         from ..router.access_point import parse_access_point
         from ..router.jsonc import ConfigError
 
-        """Decide which servers to start; the config with their addresses (filled in once
-        they run, since a server's port is known only then)."""
         self.servers, self.named, self.backends = {}, {}, []
         config = copy.deepcopy(self.config)
         pools = config.get("pools")

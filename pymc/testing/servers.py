@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from ..protocol.stats import parse_stats
+
 MODES = ("subprocess", "inprocess")
 #: The mode used when none is given (the pytest plugin passes its own).
 MODE_ENV = "PYMC_TESTING_MODE"
@@ -67,14 +69,15 @@ def _read_reply(reader) -> bytes:
             return out
 
 
-def parse_stats(reply: bytes) -> dict:
-    result: dict = {}
-    for line in reply.decode(errors="replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == "STAT":
-            value = parts[2]
-            result[parts[1]] = int(value) if value.lstrip("-").isdigit() else value
-    return result
+def answers(host: str, port: int) -> bool:
+    """Whether a server on ``host:port`` answers a ``version`` line; any reply counts (a -Y
+    server refuses it until the client authenticates, but it is up)."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as sock:
+            sock.sendall(b"version\r\n")
+            return sock.recv(100).endswith(b"\r\n")
+    except OSError:
+        return False
 
 
 class ServerHandle:
@@ -317,14 +320,7 @@ class MemcachedServer(_Service):
 
     def _wait_ready(self) -> None:
         attempts = 1
-        while True:
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1) as sock:
-                    sock.sendall(b"version\r\n")
-                    if sock.recv(100).endswith(b"\r\n"):  # any answer: -Y servers refuse it
-                        return
-            except OSError:
-                pass
+        while not answers(self.host, self.port):
             code = self.proc.poll()
             if code is not None:
                 if code == EX_OSERR and not self._requested_port and attempts < 5:
@@ -344,17 +340,35 @@ class MemcachedServer(_Service):
 
     # -- in-process ---------------------------------------------------------------------------
 
-    def _start_inprocess(self) -> None:
-        from ..server.settings import UsageError, parse_args
+    def _settings(self):
+        """pymc-server's settings for ``args`` (UsageError for bad flags); ValueError for
+        flags that run no server this object could stop: help, version, -d (a daemon would
+        outlive ``stop()``)."""
+        from ..server.settings import parse_args
+
+        settings, action = parse_args(["-p", str(self._requested_port), "-l", self.host,
+                                       *self.args])
+        if action is not None or settings.daemonize:
+            raise ValueError(f"pymc-server {' '.join(self.args)} does not run a server to "
+                             "stop (help, version or -d)")
+        return settings
+
+    def _check_serving_flags(self) -> None:
+        """``_settings``' ValueError; bad flags are left to the subprocess to report."""
+        from ..server.settings import UsageError
 
         try:
-            settings, action = parse_args(["-p", str(self._requested_port), "-l", self.host,
-                                           *self.args])
+            self._settings()
+        except UsageError:
+            pass
+
+    def _start_inprocess(self) -> None:
+        from ..server.settings import UsageError
+
+        try:
+            settings = self._settings()
         except UsageError as exc:
             raise ValueError(f"pymc-server {' '.join(self.args)}: {exc}") from None
-        if action is not None or settings.daemonize:
-            raise ValueError(f"pymc-server {' '.join(self.args)} does not run a server "
-                             "in-process (help, version or -d)")
 
         def build():
             from ..server.app import Server
@@ -376,6 +390,7 @@ def start_all(servers) -> None:
             if server.mode == "inprocess":
                 server._start_inprocess()
             else:
+                server._check_serving_flags()
                 server._spawn()
                 spawned.append(server)
         for server in spawned:

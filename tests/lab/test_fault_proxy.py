@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pymc.lab.fault_proxy import FaultProxyError, FaultProxyProcess, control, control_many
+from pymc.lab.wire import parse_address
 from tests.conftest import Client, free_port
 
 pytestmark = pytest.mark.integration
@@ -211,7 +212,7 @@ def test_named_links_in_one_process_obey_patterns(start_server):
              "a-mc2/b": "127.0.0.1:%d" % second.port}
     with FaultProxyProcess(links=links) as proxy:
         assert set(proxy.links) == set(links)
-        clients = {name: Client(parse(address)) for name, address in proxy.links.items()}
+        clients = {name: Client(parse_address(address)) for name, address in proxy.links.items()}
         for name, client in clients.items():
             assert client.call(b"version\r\n").startswith(b"VERSION "), name
         assert proxy.command("@*/b refuse") == "OK"
@@ -247,8 +248,3 @@ def test_links_file_and_argument_errors(tmp_path, upstream):
     proc = subprocess.run([sys.executable, "-m", "pymc.lab.fault_proxy", "--link", "bad"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "NAME=LISTEN,UPSTREAM" in proc.stderr
-
-
-def parse(address: str) -> tuple[str, int]:
-    host, port = address.rsplit(":", 1)
-    return host, int(port)

@@ -14,14 +14,14 @@ import pytest
 
 from pymc.lab.runner import Lab, LabError, NoLab
 from pymc.lab.topology import PortInUse
+from pymc.lab.wire import parse_address
 from tests.conftest import Client
 
 pytestmark = pytest.mark.lab
 
 
 def client(address: str, timeout: float = 5.0) -> Client:
-    host, port = address.rsplit(":", 1)
-    return Client((host, int(port)), timeout)
+    return Client(parse_address(address), timeout)
 
 
 def call(address: str, data: bytes) -> bytes:

@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from pymc.protocol.client import ClientConnection
-from pymc.protocol.messages import NEED_DATA, Invalid, ProtocolViolation, Reply, Request
+from pymc.protocol.messages import Invalid, ProtocolViolation, Reply, Request
 from pymc.protocol.meta import MetaReply, MetaRequest, build, decode_key, key_token
 from tests.protocol.test_client import replies
 from tests.protocol.test_text import events, one

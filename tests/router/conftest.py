@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,14 @@ class RouterProcess(ServerProcess):
                                         else json.dumps(config))
         super().__init__(["--config", f"file:{self.config_path}", *args],
                          command=[sys.executable, "-m", "pymc.router"])
+
+    def stats_reply(self, group: str = "") -> bytes:
+        """The reply to ``stats [group]`` as it came (tests check its line formats)."""
+        client = self.connect()
+        try:
+            return client.until_end(f"stats {group}".strip().encode() + b"\r\n")
+        finally:
+            client.close()
 
     def admin(self, command: str) -> bytes:
         client = self.connect()
@@ -70,6 +79,17 @@ def silent_backend():
     sock.listen(64)
     yield "127.0.0.1:%d" % sock.getsockname()[1]
     sock.close()
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """``predicate()``'s first true value, polled until ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pool(servers) -> dict:

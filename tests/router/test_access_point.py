@@ -26,7 +26,7 @@ def test_valid(text, expected, shown):
 @pytest.mark.parametrize("text", [
     "", "host", ":11211", "host:", "host:port", "host:70000", "host:1:binary",
     "host:1:ascii:rot13", "host:1:ascii:plain:zip", "host:1:ascii:plain:compressed:x",
-    "[::1", "[::1]5000", "unix:/s:ascii:ssl",
+    "[::1", "[::1]5000", "unix:/s:ascii:ssl", "host:\u00b2",
 ])
 def test_invalid(text):
     with pytest.raises(ConfigError):

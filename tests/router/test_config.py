@@ -75,6 +75,10 @@ def test_inline_pool_and_weights_switch_to_weighted_ch3():
     ({"routes": [{"route": "NullRoute"}]}, "routes[0]: RoutePolicy: no aliases"),
     ({"route": {"type": "FailoverRoute", "children": ["NullRoute"],
                 "failover_errors": ["nonsense"]}}, "route"),
+    ({"pools": {"A": {"servers": ["127.0.0.1:1"], "server_timeout": 10**30}},
+      "route": "PoolRoute|A"}, "Pool A: server_timeout is not a valid timeout"),
+    ({"pools": {"A": {"servers": ["127.0.0.1:1", "127.0.0.1:2"], "weights": ["0.5", 1]}},
+      "route": "PoolRoute|A"}, "WeightedChHashFunc: weight is not number"),
 ])
 def test_errors_name_the_json_path(config, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("|", r"\|")):
@@ -131,6 +135,14 @@ def test_cli_validate_config(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--bogus-flag"])
     assert exit_info.value.code == 64
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "abc"])
+def test_cli_refuses_a_port_out_of_range(port, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["-p", port])
+    assert exit_info.value.code == 64
+    assert f"Invalid port number: '{port}'" in capsys.readouterr().err
 
 
 def test_pool_route_shadows_wrap_the_members_in_range():

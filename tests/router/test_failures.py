@@ -15,7 +15,7 @@ import pytest
 
 from pymc.router.hashing import ch3
 from tests.conftest import ServerProcess
-from tests.router.conftest import MEASUREMENTS, pool
+from tests.router.conftest import MEASUREMENTS, pool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,32 +47,6 @@ def keys_by_shard(count: int, shards: int) -> dict[int, list[bytes]]:
     return groups
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def suspects(router) -> bytes:
-    client = router.connect()
-    try:
-        return client.until_end(b"stats suspect_servers\r\n")
-    finally:
-        client.close()
-
-
-def server_stats(router) -> bytes:
-    client = router.connect()
-    try:
-        return client.until_end(b"stats servers\r\n")
-    finally:
-        client.close()
-
-
 def gutter_config(main, gutter, exptime: int = 600) -> dict:
     return {"pools": {"main": pool(main), "gutter": pool(gutter)},
             "route": {"type": "FailoverWithExptimeRoute",
@@ -97,10 +71,12 @@ def test_killed_shard_fails_over_to_gutter_then_comes_back(servers, start_router
     main[victim].proc.kill()
     main[victim].proc.wait()
     dead = b"127.0.0.1:%d" % main[victim].port
-    wait_for(lambda: b"status:tko" in suspects(router), what="the killed shard to be TKO")
-    assert suspects(router).startswith(b"STAT " + dead + b" status:tko num_failures:")
+    wait_for(lambda: b"status:tko" in router.stats_reply("suspect_servers"),
+             what="the killed shard to be TKO")
+    assert router.stats_reply("suspect_servers").startswith(
+        b"STAT " + dead + b" status:tko num_failures:")
     assert re.search(rb"STAT " + dead + rb":ascii:plain:notcompressed-500 \S+ pending_reqs:0 "
-                     rb"inflight_reqs:0 hard_tko; ", server_stats(router))
+                     rb"inflight_reqs:0 hard_tko; ", router.stats_reply("servers"))
 
     # After the TKO: no client-visible error for the dead shard's keys.
     errors = 0
@@ -131,7 +107,8 @@ def test_killed_shard_fails_over_to_gutter_then_comes_back(servers, start_router
 
     # The shard comes back on its port; a probe clears the TKO and traffic goes back.
     servers(1, port=main[victim].port)
-    wait_for(lambda: suspects(router) == b"END\r\n", what="a probe to clear the TKO")
+    wait_for(lambda: router.stats_reply("suspect_servers") == b"END\r\n",
+             what="a probe to clear the TKO")
     back = main[victim].connect()
     for key in victim_keys[:20]:
         assert c.call(b"set %s 0 0 4\r\nhome\r\n" % key) == b"STORED\r\n"
@@ -180,8 +157,9 @@ def test_hung_shard_times_out_then_soft_tko_and_others_unaffected(servers, start
         assert c.until_end(b"get %s\r\n" % key) == b"SERVER_ERROR timeout\r\n"
         assert time.monotonic() - start >= 0.25
     stopped = b"127.0.0.1:%d" % main[hung].port
-    assert suspects(router) == b"STAT %s status:tko num_failures:3\r\nEND\r\n" % stopped
-    assert b" soft_tko; " in server_stats(router)
+    assert router.stats_reply("suspect_servers") == \
+        b"STAT %s status:tko num_failures:3\r\nEND\r\n" % stopped
+    assert b" soft_tko; " in router.stats_reply("servers")
     start = time.monotonic()
     reply = c.until_end(b"get %s\r\n" % hung_keys[3])
     fast_fail = time.monotonic() - start
@@ -210,7 +188,8 @@ def test_hung_shard_times_out_then_soft_tko_and_others_unaffected(servers, start
                   f"{fast_fail * 1000:.1f} ms)")
 
     os.kill(main[hung].proc.pid, signal.SIGCONT)
-    wait_for(lambda: suspects(router) == b"END\r\n", what="a probe to clear the soft TKO")
+    wait_for(lambda: router.stats_reply("suspect_servers") == b"END\r\n",
+             what="a probe to clear the soft TKO")
     for key in hung_keys[:10]:
         assert c.until_end(b"get %s\r\n" % key) == b"VALUE %s 0 1\r\nx\r\nEND\r\n" % key
     c.close()
@@ -232,7 +211,7 @@ def test_late_reply_costs_one_request_not_the_connection(servers, start_router):
     os.kill(backend.proc.pid, signal.SIGCONT)
     assert c.until_end(b"") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
     assert slow.until_end(b"get k\r\n") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
-    assert b"timeout:1" in server_stats(router)
+    assert b"timeout:1" in router.stats_reply("servers")
     c.close()
     slow.close()
 
@@ -313,7 +292,8 @@ def test_slow_backend_times_out_only_beyond_the_server_timeout(servers, start_ro
     assert c.until_end(b"get k\r\n") == b"SERVER_ERROR timeout\r\n"
     assert UNAVAILABLE.fullmatch(c.until_end(b"get k\r\n")).group(1) == b"timeout"
     assert proxy.command("pass") == "OK"
-    wait_for(lambda: suspects(router) == b"END\r\n", what="probes to clear the TKO")
+    wait_for(lambda: router.stats_reply("suspect_servers") == b"END\r\n",
+             what="probes to clear the TKO")
     assert c.until_end(b"get k\r\n") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
     c.close()
 
@@ -334,11 +314,12 @@ def test_flapping_shard_goes_to_gutter_and_back_each_time(servers, start_router,
     for cycle in range(3):
         assert c.call(b"set %s 0 0 1\r\n%d\r\n" % (key, cycle)) == b"STORED\r\n"
         assert proxy.command("refuse") == "OK"  # resets the router's connection too
-        wait_for(lambda: b"status:tko" in suspects(router), what="TKO")
+        wait_for(lambda: b"status:tko" in router.stats_reply("suspect_servers"), what="TKO")
         assert c.call(b"set %s 0 0 1\r\ng\r\n" % key) == b"STORED\r\n"
         assert c.until_end(b"get %s\r\n" % key) == b"VALUE %s 0 1\r\ng\r\nEND\r\n" % key
         assert proxy.command("heal") == "OK"
-        wait_for(lambda: suspects(router) == b"END\r\n", what="the TKO to clear")
+        wait_for(lambda: router.stats_reply("suspect_servers") == b"END\r\n",
+                 what="the TKO to clear")
         assert c.until_end(b"get %s\r\n" % key) == \
             b"VALUE %s 0 1\r\n%d\r\nEND\r\n" % (key, cycle)
     c.close()
@@ -355,7 +336,7 @@ def test_route_admin_shows_the_gutter_for_a_tko_shard(servers, start_router):
     assert c.call(b"set %s 0 0 1\r\nx\r\n" % key) == b"STORED\r\n"
     main[0].proc.kill()
     main[0].proc.wait()
-    wait_for(lambda: b"status:tko" in suspects(router), what="TKO")
+    wait_for(lambda: b"status:tko" in router.stats_reply("suspect_servers"), what="TKO")
     assert router.admin("route(set,%s)" % key.decode()).decode() == \
         "127.0.0.1:%d" % gutter[0].port
     c.close()

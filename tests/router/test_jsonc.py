@@ -39,3 +39,15 @@ def test_strings_keep_comment_like_text_and_escapes():
 def test_errors_say_where(text, where):
     with pytest.raises(ConfigError, match=where):
         loads(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"server_timeout": NaN}', "NaN"),
+    ('{"weights": [Infinity]}', "Infinity"),
+    ('{"server_timeout": -Infinity}', "-Infinity"),
+    ('{"server_timeout": 1e400}', "1e400 is out of range"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+])
+def test_what_json_cannot_hold_is_refused(text, message):
+    with pytest.raises(ConfigError, match=message):
+        loads(text)

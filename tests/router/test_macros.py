@@ -10,9 +10,12 @@ import json
 
 import pytest
 
-from pymc.router import macros as m
 from pymc.router.jsonc import ConfigError, loads
 from pymc.router.macros import preprocess
+from pymc.router.macros.builtins_data import _fnv64_broken
+from pymc.router.macros.builtins_logic import _local_addresses
+from pymc.router.macros.syntax import _split_args, _trim
+from pymc.router.macros.values import _M64, _double_to_string
 
 GLOBALS = {"testGlobal": "test", "templGlobal": "templ"}
 
@@ -195,7 +198,7 @@ def test_builtins(orig, expected):
 
 @pytest.mark.parametrize("text", ["::1", "::0001", "[::1]"])
 def test_is_local_ip_ipv6_loopback(text):
-    if not any(str(a) == "::1" for a in m._local_addresses()):
+    if not any(str(a) == "::1" for a in _local_addresses()):
         pytest.skip("no IPv6 loopback here")
     check(f"@isLocalIp({text})", True)
 
@@ -215,10 +218,10 @@ def test_fnv64_broken_matches_folly_vector():
     # folly's golden vector (seed differs, so replay it through the same mixing step)
     h, data = 0x0123456789ABCDEF, b"hello\x00\x80world"
     for byte in data:
-        h = (h + (h << 1) + (h << 4) + (h << 5) + (h << 7) + (h << 8) + (h << 40)) & m._M64
-        h ^= (byte - 256) & m._M64 if byte >= 0x80 else byte
+        h = (h + (h << 1) + (h << 4) + (h << 5) + (h << 7) + (h << 8) + (h << 40)) & _M64
+        h ^= (byte - 256) & _M64 if byte >= 0x80 else byte
     assert h == 8948791659412961051
-    assert m._fnv64_broken(b"") == 14695981039346656037
+    assert _fnv64_broken(b"") == 14695981039346656037
 
 
 # -- user macros, consts, params ----------------------------------------------------------------
@@ -373,7 +376,7 @@ def test_escapes(orig, expected):
     ('[1,2]', ["[1", "2]"]),  # only parentheses nest, as in mcrouter
 ])
 def test_argument_splitting(text, args):
-    assert m._split_args(text) == args
+    assert _split_args(text) == args
 
 
 # -- transform, process, foreach, vars ----------------------------------------------------------
@@ -539,6 +542,18 @@ def test_import_failures_name_the_path():
         preprocess({"pools": "@import(bad)"}, None, lambda p: "{oops")
 
 
+def test_import_cycle_is_named():
+    files = {"a.json": '{"b": "@import(b.json)"}', "b.json": '["@import(a.json)"]'}
+    with pytest.raises(ConfigError) as info:
+        preprocess({"pools": "@import(a.json)"}, None, files.__getitem__)
+    message = str(info.value)
+    assert message.startswith("pools: Import 'a.json': b: Import 'b.json': [0]: ")
+    assert message.endswith("Import cycle: a.json -> b.json -> a.json")
+    # as any failed import, a cycle falls back to the default
+    assert preprocess({"pools": "@import(a.json, fallback)"}, None, files.__getitem__) == \
+        {"pools": "fallback"}
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 ERROR_CASES = [
@@ -625,6 +640,8 @@ ERROR_CASES = [
     ({"ret": "@and(@int(1), @bool(true))"}, "ret: and: A is int64, expected bool"),
     ({"ret": "@not(x)"}, "ret: not: A is not bool"),
     ({"ret": "@range(a, @int(1))"}, "ret: Range: from is not an integer"),
+    ({"ret": {"type": "range", "from": 0, "to": 10**10}},
+     "ret: Range: 10000000001 numbers from 0 to 10000000000, more than 1048576"),
     ({"ret": "@keys(x)"}, "ret: Keys: dictionary is not object"),
     ({"ret": "@sort(x)"}, "ret: sort: dictionary is not an array"),
     ({"ret": {"type": "shuffle", "dictionary": [1], "seed": -1}},
@@ -851,7 +868,7 @@ def test_wikimedia_shaped_config():
     (float("inf"), "Infinity"), (float("nan"), "NaN"), (-2.5e30, "-2.5E30"),
 ])
 def test_double_to_string(value, text):
-    assert m._double_to_string(value) == text
+    assert _double_to_string(value) == text
 
 
 @pytest.mark.parametrize("raw, trimmed", [
@@ -859,4 +876,4 @@ def test_double_to_string(value, text):
     ("\t\na b\r", "a b"),
 ])
 def test_trim(raw, trimmed):
-    assert m._trim(raw) == trimmed
+    assert _trim(raw) == trimmed

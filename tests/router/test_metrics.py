@@ -14,8 +14,9 @@ import pytest
 
 from pymc.router.stats import RATE_WINDOW_SECONDS, RateWindow
 from tests.conftest import free_port
+from pymc.protocol.stats import stat_values
 from tests.scraping import families, sample, scrape, serve_while_scraping, served_names, \
-    stat_lines, taken_port, wait_for_metrics
+    taken_port, wait_for_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -131,10 +132,10 @@ def test_scrape_matches_stats_all_servers_and_suspects(metrics_router):
         assert client.until_end(b"get %s\r\n" % key.encode()).startswith(b"SERVER_ERROR")
     client.until_end(b"get a b c d e f\r\n")
 
-    general = stat_lines(client.until_end(b"stats all\r\n"))
-    counts = stat_lines(client.until_end(b"stats count\r\n"))
+    general = stat_values(client.until_end(b"stats all\r\n"))
+    counts = stat_values(client.until_end(b"stats count\r\n"))
     per_server = server_lines(client.until_end(b"stats servers\r\n"))
-    suspects = stat_lines(client.until_end(b"stats suspect_servers\r\n"))
+    suspects = stat_values(client.until_end(b"stats suspect_servers\r\n"))
     scrape_started = time.monotonic()
     text = scrape(router.metrics_port)
     scrape_ended = time.monotonic()

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
+from pymc.protocol.stats import parse_stats
 from tests.conftest import ServerProcess
-from tests.router.conftest import pool
+from tests.router.conftest import pool, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,24 +45,8 @@ def md5_of(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def stat_value(router, name: bytes) -> int:
-    client = router.connect()
-    try:
-        for line in client.until_end(b"stats detailed\r\n").split(b"\r\n"):
-            if line.startswith(b"STAT %s " % name):
-                return int(line.split()[2])
-    finally:
-        client.close()
-    raise AssertionError(f"no {name!r} in stats detailed")
+def stat_value(router, name: str) -> int:
+    return parse_stats(router.stats_reply("detailed"))[name]
 
 
 def test_edit_under_load_switches_routing_without_dropping_connections(backends,
@@ -115,9 +100,9 @@ def test_edit_under_load_switches_routing_without_dropping_connections(backends,
 
         # a broken edit is rejected and counted; the running config stays
         good_md5 = md5_of(path)
-        failures = stat_value(router, b"config_failures")
+        failures = stat_value(router, "config_failures")
         write_atomically(path, '{"pools": {"P": {"servers": ["127.0.0.1:1"]}}, "route": ')
-        wait_for(lambda: stat_value(router, b"config_failures") == failures + 1,
+        wait_for(lambda: stat_value(router, "config_failures") == failures + 1,
                  what="the broken config to be counted")
         assert router.admin("config_md5_digest").decode() == good_md5
         time.sleep(0.2)
@@ -160,7 +145,7 @@ def test_imported_file_change_reloads(backends, start_router, tmp_path):
     write_atomically(tmp_path / "pools.json", json.dumps({"P": pool([b])}))
     wait_for(lambda: router.admin("route(get,k)").decode() == "127.0.0.1:%d" % b.port,
              what="the imported pools to be reloaded")
-    assert stat_value(router, b"configs_from_disk") == 2
+    assert stat_value(router, "configs_from_disk") == 2
 
 
 def test_disable_reload_configs(backends, start_router):

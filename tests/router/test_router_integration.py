@@ -149,27 +149,20 @@ def test_stats_groups(client):
     assert client.until_end(b"stats suspect_servers\r\n") == b"END\r\n"
 
 
-def _stat_values(client, group: bytes) -> dict[bytes, bytes]:
-    reply = client.until_end(b"stats %s\r\n" % group)
-    return {parts[1]: parts[2] for parts in (line.split(b" ", 2) for line in reply.split(b"\r\n"))
-            if parts[0] == b"STAT"}
-
-
-def test_stats_rates_and_counts_are_in_mcroutes_groups(client):
+def test_stats_rates_and_counts_are_in_mcroutes_groups(client, router):
     """mcrouter's stat_list.h: ``cmd_<op>`` and ``result_<reply>`` are per-second rates
     (detailed, ods, all), ``result_<reply>_count`` counts (count, ods, all)."""
     for i in range(20):
         client.call(b"set rate%d 0 0 1\r\n1\r\n" % i)
     time.sleep(0.3)
-    detailed, every = _stat_values(client, b"detailed"), _stat_values(client, b"all")
-    count = _stat_values(client, b"count")
-    assert float(detailed[b"cmd_set"]) > 0, detailed[b"cmd_set"]  # sets per second
-    assert int(every[b"cmd_set_count"]) >= 20 and int(count[b"cmd_set_count"]) >= 20
-    for name in (b"result_error", b"result_tko", b"result_connect_error_all"):
+    detailed, every, count = router.stats("detailed"), router.stats("all"), router.stats("count")
+    assert float(detailed["cmd_set"]) > 0, detailed["cmd_set"]  # sets per second
+    assert int(every["cmd_set_count"]) >= 20 and int(count["cmd_set_count"]) >= 20
+    for name in ("result_error", "result_tko", "result_connect_error_all"):
         assert name in detailed and name in every
-        assert name + b"_count" in every and name + b"_count" in count
-        assert name + b"_count" not in detailed
-    assert b"result_error" not in count
+        assert name + "_count" in every and name + "_count" in count
+        assert name + "_count" not in detailed
+    assert "result_error" not in count
 
 
 def test_flush_all_routed_when_enabled(client):

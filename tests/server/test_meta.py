@@ -10,6 +10,7 @@ import pytest
 from pymc.protocol.client import ClientConnection
 from pymc.protocol.messages import NEED_DATA
 from pymc.protocol.meta import build
+from pymc.protocol.stats import stat_values
 from tests.conftest import connect
 
 pytestmark = pytest.mark.integration
@@ -224,12 +225,7 @@ def test_binary_keys(mc):
 # -- counters -----------------------------------------------------------------------------------
 
 def stats(client) -> dict:
-    client.send(b"stats\r\n")
-    out = {}
-    while (line := client.line()) != b"END\r\n":
-        _, name, value = line.split(b" ", 2)
-        out[name.decode()] = value.strip().decode()
-    return out
+    return stat_values(client.until_end(b"stats\r\n"))
 
 
 def test_meta_commands_count_like_classic_ones(client):

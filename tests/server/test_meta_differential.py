@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from pymc.protocol.stats import stat_values
 from tests.conftest import Client, ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -102,11 +103,7 @@ def same_modulo_clock(a: bytes, b: bytes) -> bool:
 
 
 def stats(client: Client) -> dict:
-    client.send(b"stats\r\n")
-    values = {}
-    while (line := client.line()) != b"END\r\n":
-        _, name, value = line.split(b" ", 2)
-        values[name.decode()] = value.strip()
+    values = stat_values(client.until_end(b"stats\r\n"))
     return {name: values[name] for name in COUNTERS}
 
 

@@ -14,9 +14,10 @@ import pytest
 from prometheus_client.openmetrics.parser import \
     text_string_to_metric_families as parse_openmetrics
 
-from tests.conftest import free_port
+from pymc.protocol.stats import stat_values
+from pymc.testing import free_port
 from tests.scraping import families, family_of, sample, scrape, serve_while_scraping, \
-    served_names, stat_lines, taken_port, wait_for_metrics
+    served_names, taken_port, wait_for_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -121,11 +122,11 @@ CPU_FIELDS = {"rusage_user", "rusage_system"}
 def snapshot(client) -> tuple[dict, dict, dict, dict, int]:
     """``stats items``, ``stats slabs``, ``stats settings``, then plain ``stats`` last (so a scrape
     right after sees bytes_written grown by exactly the length of that last reply)."""
-    items = stat_lines(client.until_end(b"stats items\r\n"))
-    slabs = stat_lines(client.until_end(b"stats slabs\r\n"))
-    settings = stat_lines(client.until_end(b"stats settings\r\n"))
+    items = stat_values(client.until_end(b"stats items\r\n"))
+    slabs = stat_values(client.until_end(b"stats slabs\r\n"))
+    settings = stat_values(client.until_end(b"stats settings\r\n"))
     reply = client.until_end(b"stats\r\n")
-    return stat_lines(reply), items, slabs, settings, len(reply)
+    return stat_values(reply), items, slabs, settings, len(reply)
 
 
 def steady(pairs: dict[str, str]) -> dict[str, str]:
@@ -341,13 +342,13 @@ def test_o_metrics_port_and_stats_settings(start_server):
     server = start_server("-o", f"modern,metrics_port={port}")
     wait_for_metrics(port)
     client = server.connect()
-    settings = stat_lines(client.until_end(b"stats settings\r\n"))
+    settings = stat_values(client.until_end(b"stats settings\r\n"))
     assert settings["metrics_port"] == str(port)
     assert sample(families(scrape(port)), "memcached_up") == 1
     client.close()
     plain = start_server()
     client = plain.connect()
-    assert "metrics_port" not in stat_lines(client.until_end(b"stats settings\r\n"))
+    assert "metrics_port" not in stat_values(client.until_end(b"stats settings\r\n"))
     client.close()
 
 

@@ -183,6 +183,14 @@ def test_bad_server_flags_are_reported():
 
 
 @pytest.mark.parametrize("mode", ["subprocess", "inprocess"])
+@pytest.mark.parametrize("flag", ["-d", "-V", "-h"])
+def test_flags_that_run_no_server_are_refused(mode, flag):
+    """-d would leave a daemon that stop() cannot reach; -V and -h exit at once."""
+    with pytest.raises(ValueError, match="does not run a server"):
+        MemcachedServer(flag, mode=mode).start()
+
+
+@pytest.mark.parametrize("mode", ["subprocess", "inprocess"])
 def test_router_from_a_config_file_with_placeholders(tmp_path, mode):
     other = MemcachedServer(mode=mode).start()
     config = tmp_path / "mcrouter.json"

@@ -41,12 +41,6 @@ from .engine import _Preprocessor
 from .errors import _describe, _Error, _fail
 from .values import _clone
 
-# re-exported: tests/router/test_macros.py reaches these as pymc.router.macros._name
-from .builtins_data import _fnv64_broken  # noqa: F401
-from .builtins_logic import _local_addresses  # noqa: F401
-from .syntax import _split_args, _trim  # noqa: F401
-from .values import _M64, _double_to_string  # noqa: F401
-
 __all__ = ["preprocess", "NESTED_LIMIT"]
 
 NESTED_LIMIT = 250  # mcrouter's default nestedLimit

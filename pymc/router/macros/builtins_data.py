@@ -259,11 +259,19 @@ def _b_set(a: _Args) -> Json:
     return _fail("Set: dictionary is not array/object")
 
 
+#: The most numbers @range makes: far more than any config lists, and a typo such as
+#: ``"to": 10000000000`` fails here instead of exhausting the router's memory.
+RANGE_LIMIT = 1 << 20
+
+
 def _b_range(a: _Args) -> Json:
     if not _is_int(a["from"]):
         _fail("Range: from is not an integer")
     if not _is_int(a["to"]):
         _fail("Range: to is not an integer")
+    count = a["to"] - a["from"] + 1
+    if count > RANGE_LIMIT:
+        _fail(f"Range: {count} numbers from {a['from']} to {a['to']}, more than {RANGE_LIMIT}")
     return list(range(a["from"], a["to"] + 1))
 
 

@@ -35,6 +35,8 @@ class _Preprocessor:
         self.nested_limit = nested_limit
         self.depth = 0
         self.import_cache: dict[str, Json] = {}
+        #: Paths being imported, outermost first: a file importing itself again is a cycle.
+        self.importing: list[str] = []
         self.consts: dict[str, _Const] = {name: _Const(v) for name, v in params.items()}
         self.macros: dict[str, _Macro] = {
             name: _Macro(name, params_, func, lazy)
@@ -128,7 +130,14 @@ class _Preprocessor:
     def import_file(self, path: str) -> Json:
         if self.resolver is None:
             raise _Error("no import resolver configured")
-        return self.expand(loads(self.resolver(path)), _Scope())
+        if path in self.importing:
+            cycle = self.importing[self.importing.index(path):] + [path]
+            _fail(f"Import cycle: {' -> '.join(cycle)}")
+        self.importing.append(path)
+        try:
+            return self.expand(loads(self.resolver(path)), _Scope())
+        finally:
+            self.importing.pop()
 
     # expansion
 

@@ -6,8 +6,7 @@ children's replies are dropped. Used for best-effort copies, e.g. to a remote da
 from __future__ import annotations
 
 from ..results import default_reply
-from .all_sync import child_list
-from .base import RouteHandle, in_background, register
+from .base import RouteHandle, child_list, in_background, register
 
 
 class AllAsyncRoute(RouteHandle):

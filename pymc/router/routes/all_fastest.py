@@ -6,8 +6,7 @@ child fails, with the last error to arrive. The slower children complete in the 
 from __future__ import annotations
 
 from ..results import DEFAULT_FAILOVER_ERRORS, result_of
-from .all_sync import child_list
-from .base import RouteHandle, collapse, register
+from .base import RouteHandle, answer_early, child_list, collapse, register
 
 
 class AllFastestRoute(RouteHandle):
@@ -17,20 +16,12 @@ class AllFastestRoute(RouteHandle):
         self.children = children
 
     def route(self, req, done) -> None:
-        waiting = len(self.children)
-        answered = False
+        def settle(reply, last: bool):
+            if last or result_of(reply, req) not in DEFAULT_FAILOVER_ERRORS:
+                return reply
+            return None
 
-        def arrived(reply) -> None:
-            nonlocal waiting, answered
-            waiting -= 1
-            if answered:
-                return
-            if result_of(reply, req) not in DEFAULT_FAILOVER_ERRORS or not waiting:
-                answered = True
-                done(reply)
-
-        for child in self.children:
-            child.route(req, arrived)
+        answer_early(self.children, req, done, settle)
 
 
 @register("AllFastestRoute")

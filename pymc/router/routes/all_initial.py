@@ -5,8 +5,7 @@ are dropped.
 
 from __future__ import annotations
 
-from .all_sync import child_list
-from .base import RouteHandle, collapse, in_background, register
+from .base import RouteHandle, child_list, collapse, in_background, register
 
 
 class AllInitialRoute(RouteHandle):

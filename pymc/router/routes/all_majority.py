@@ -8,8 +8,7 @@ of equal severity. Replies arriving after the answer are dropped.
 from __future__ import annotations
 
 from ..results import result_of, severity
-from .all_sync import child_list
-from .base import RouteHandle, collapse, register
+from .base import RouteHandle, answer_early, child_list, collapse, register
 
 
 class AllMajorityRoute(RouteHandle):
@@ -21,27 +20,19 @@ class AllMajorityRoute(RouteHandle):
     def route(self, req, done) -> None:
         needed = len(self.children) // 2 + 1
         counts: dict[str, int] = {}
-        waiting = len(self.children)
         leader, lead = None, 0  # the reply we would answer with, and its result's count
-        answered = False
 
-        def arrived(reply) -> None:
-            nonlocal waiting, leader, lead, answered
-            waiting -= 1
-            if answered:
-                return
+        def settle(reply, last: bool):
+            nonlocal leader, lead
             result = result_of(reply, req)
             count = counts[result] = counts.get(result, 0) + 1
             # mcrouter's update rule, applied in arrival order.
             if count > lead or (count == lead
                                 and severity(result) > severity(result_of(leader, req))):
                 leader, lead = reply, count
-            if lead >= needed or not waiting:
-                answered = True
-                done(leader)
+            return leader if lead >= needed or last else None
 
-        for child in self.children:
-            child.route(req, arrived)
+        answer_early(self.children, req, done, settle)
 
 
 @register("AllMajorityRoute")

@@ -1,15 +1,12 @@
 """AllSyncRoute: sends the same request to every child, waits for all of them and answers with
 the "most awful" reply (highest severity in mcrouter's lib/McResUtil.h order; among equally bad
 replies, the first child's). Used to write to several places at once and hear about any failure.
-
-``child_list`` lives here because every fan-out route (All*, Failover, MissFailover) reads its
-children the way mcrouter's factories do.
 """
 
 from __future__ import annotations
 
 from ..results import worst
-from .base import Gather, RouteHandle, collapse, register
+from .base import Gather, RouteHandle, child_list, collapse, register
 
 
 class AllSyncRoute(RouteHandle):
@@ -22,14 +19,6 @@ class AllSyncRoute(RouteHandle):
         gather = Gather(len(self.children), lambda replies: done(worst(replies, req)))
         for index, child in enumerate(self.children):
             child.route(req, gather.slot(index))
-
-
-def child_list(factory, json) -> list[RouteHandle]:
-    """The children of ``{"children": ...}`` or ``"Type|children"``. As in mcrouter, an object
-    without ``children`` (or ``"Type|"``) has none, which makes the route a NullRoute."""
-    if (isinstance(json, dict) and "children" not in json) or json == "":
-        return []
-    return factory.children(json)
 
 
 @register("AllSyncRoute")

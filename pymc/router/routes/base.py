@@ -64,6 +64,15 @@ class RouteHandle:
         return f"<{type(self).__name__} {self.name}>"
 
 
+def child_list(factory, json) -> list[RouteHandle]:
+    """The children of ``{"children": ...}`` or ``"Type|children"``, read as mcrouter's
+    factories for routes over a child list do: an object without ``children`` (or ``"Type|"``)
+    has none, which ``collapse`` turns into a NullRoute."""
+    if (isinstance(json, dict) and "children" not in json) or json == "":
+        return []
+    return factory.children(json)
+
+
 def collapse(children: list[RouteHandle], make_many: Callable[[list[RouteHandle]],
                                                               RouteHandle]) -> RouteHandle:
     """mcrouter's simplification for routes over a child list: none → NullRoute, one → the
@@ -94,6 +103,58 @@ class Gather:
             if self.waiting == 0:
                 self.finish(self.replies)
         return done
+
+
+def answer_early(children: list[RouteHandle], req, done: Done,
+                 settle: Callable[[object, bool], object]) -> None:
+    """Sends ``req`` to every child. ``settle(reply, last)`` sees each reply as it arrives
+    (``last`` for the final one) and returns the reply to answer with, or None to wait for
+    more; ``done`` is called once and replies arriving after it are dropped."""
+    waiting = len(children)
+    answered = False
+
+    def arrived(reply) -> None:
+        nonlocal waiting, answered
+        waiting -= 1
+        if answered:
+            return
+        answer = settle(reply, waiting == 0)
+        if answer is not None:
+            answered = True
+            done(answer)
+
+    for child in children:
+        child.route(req, arrived)
+
+
+class SelectorRoute(RouteHandle):
+    """Hands each request to the one child ``select`` picks from ``policies`` (else
+    ``fallback``); with none picked it answers ``unrouted()`` without sending anything.
+    Subclasses say how a request picks (by operation, by key prefix)."""
+
+    def __init__(self, policies: dict, fallback: RouteHandle | None = None) -> None:
+        self.policies = policies
+        self.fallback = fallback
+        candidates = [*policies.values(), *([fallback] if fallback is not None else [])]
+        # One handle may serve several policies; walks over children should meet it once.
+        self.children = list({id(child): child for child in candidates}.values())
+
+    def select(self, req) -> RouteHandle | None:
+        raise NotImplementedError
+
+    def unrouted(self):
+        raise NotImplementedError
+
+    def route(self, req, done: Done) -> None:
+        child = self.select(req)
+        if child is None:
+            done(self.unrouted())
+        else:
+            child.route(req, done)
+
+    def traverse(self, req) -> list[RouteHandle]:
+        child = self.select(req)
+        return [child] if child is not None else []
 
 
 def ignore(reply) -> None:

@@ -18,9 +18,6 @@ class DevNullRoute(RouteHandle):
         DevNullRoute.dev_null_requests += 1
         done(default_reply(req))
 
-    def traverse(self, req) -> list[RouteHandle]:
-        return []
-
 
 @register("DevNullRoute")
 def make_dev_null_route(factory, json) -> RouteHandle:

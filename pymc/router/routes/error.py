@@ -8,16 +8,8 @@ name (mcrouter logs the "request" to its stats as if sent to a pool named after 
 
 from __future__ import annotations
 
-from ..results import ErrorReply
+from ..results import ERRORS, ErrorReply
 from .base import RouteHandle, register
-
-#: mcrouter's error results (isErrorResult: every result from ooo on, except waiting).
-ERROR_RESULTS = frozenset((
-    "ooo", "timeout", "connect_timeout", "connect_error", "busy", "try_again", "shutdown",
-    "tko", "bad_command", "bad_key", "bad_flags", "bad_exptime", "bad_lease_id", "bad_cas_id",
-    "bad_value", "aborted", "client_error", "local_error", "remote_error",
-    "deadline_exceeded", "permission_denied", "hot_key", "overloaded"))
-
 
 class ErrorRoute(RouteHandle):
     def __init__(self, message: str = "", result: str = "local_error",
@@ -30,9 +22,6 @@ class ErrorRoute(RouteHandle):
     def route(self, req, done) -> None:
         done(ErrorReply(self.kind, self.message))
 
-    def traverse(self, req) -> list[RouteHandle]:
-        return []
-
 
 @register("ErrorRoute")
 def make_error_route(factory, json) -> RouteHandle:
@@ -44,6 +33,6 @@ def make_error_route(factory, json) -> RouteHandle:
     log = factory.get(json, "enable_logging", True, bool)
     result = factory.get(json, "result", "mc_res_local_error", str)
     kind = result[len("mc_res_"):] if result.startswith("mc_res_") else result
-    factory.check(kind in ERROR_RESULTS,
+    factory.check(kind in ERRORS,
                   f"ErrorRoute: result {result} is not a valid error result.")
     return ErrorRoute(message, kind, log)

@@ -10,17 +10,8 @@ fails the last child's reply is. A miss is an answer, never a reason to fail ove
 from __future__ import annotations
 
 from ..ops import op_class, operation
-from ..results import DEFAULT_FAILOVER_ERRORS, result_of
-from .all_sync import child_list
-from .base import RouteHandle, collapse, register
-
-#: Names a failover_errors list may use: mcrouter accepts any error result (isErrorResult),
-#: written without "mc_res_".
-FAILOVER_ERROR_NAMES = frozenset((
-    "ooo", "timeout", "connect_timeout", "connect_error", "busy", "try_again", "shutdown",
-    "tko", "bad_command", "bad_key", "bad_flags", "bad_exptime", "bad_lease_id", "bad_cas_id",
-    "bad_value", "aborted", "client_error", "local_error", "remote_error", "deadline_exceeded",
-    "permission_denied", "hot_key", "overloaded"))
+from ..results import DEFAULT_FAILOVER_ERRORS, ERRORS, result_of
+from .base import RouteHandle, child_list, collapse, register
 
 #: Results where the destination was known down and did no work: these failovers are not
 #: charged to failover_limit (mcrouter's isTkoOrHardTkoResult).
@@ -127,7 +118,8 @@ def _error_names(factory, json) -> frozenset:
     factory.check(isinstance(json, list), "List of failover errors is not an array.")
     for name in json:
         factory.check(isinstance(name, str), f"Failover error {name!r} is not a string")
-        factory.check(name in FAILOVER_ERROR_NAMES,
+        # mcrouter accepts any error result here, written without "mc_res_".
+        factory.check(name in ERRORS,
                       f"Failover error '{name}' is not a valid error type.")
     return frozenset(json)
 

@@ -17,8 +17,7 @@ from ..hashing import HASH_FUNCTIONS, MAX_POOL_SIZE, weighted_ch3
 from ..jsonc import ConfigError
 from ..keys import routing_key
 from ..ops import key_of
-from .all_sync import child_list
-from .base import RouteHandle, register
+from .base import RouteHandle, child_list, register
 from .error import ErrorRoute
 from .null import NullRoute
 
@@ -114,9 +113,6 @@ class HashRoute(RouteHandle):
     def resolve(self, op: str, key: bytes):
         return self.children[self.select(key)].resolve(op, key)
 
-    def fixed(self, op: str):
-        return self.children[0].fixed(op) if len(self.children) == 1 else None
-
 
 @register("HashRoute")
 def make_hash_route(factory, json) -> RouteHandle:
@@ -137,8 +133,6 @@ def make_hash_route(factory, json) -> RouteHandle:
         return make_latest_from_children(factory, json, children)
     weights = parse_weights(factory, json, len(children)) if hash_func == "WeightedCh3" \
         else None
-    try:
-        select = make_selector(hash_func, salt, weights, len(children))
-    except ConfigError as exc:
-        raise factory.error(str(exc)) from None
+    # make_selector's ConfigError gets this route's path from the factory.
+    select = make_selector(hash_func, salt, weights, len(children))
     return HashRoute(children, select, selector_name(hash_func, salt))

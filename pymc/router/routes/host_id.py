@@ -13,13 +13,12 @@ from __future__ import annotations
 import zlib
 
 from ..options import default_host_id
-from .all_sync import child_list
-from .base import RouteHandle, register
+from .base import RouteHandle, child_list, register
 from .null import NullRoute
 
 
 def host_id_of(factory) -> int:
-    options = getattr(factory, "options", None)
+    options = factory.options
     return options.host_id if options is not None else default_host_id()
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import zlib
 
 from ..hashing import M64, weighted_ch3
-from .all_sync import child_list
-from .base import RouteHandle, register
+from .base import RouteHandle, child_list, register
 from .failover import make_failover
 from .hash import parse_weights
 from .host_id import host_id_of

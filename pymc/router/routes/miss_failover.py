@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from ..ops import DELETES, GETS, operation
 from ..results import result_of, severity
-from .all_sync import child_list
-from .base import RouteHandle, collapse, register
+from .base import RouteHandle, child_list, collapse, register
 
 #: Results that end the search (mcrouter: isHitResult, or ok).
 _HITS = frozenset(("found", "deleted", "touched", "ok"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ops import operation
 from ..results import ErrorReply
-from .base import RouteHandle, register
+from .base import RouteHandle, SelectorRoute, register
 
 #: Operation names operation_policies may use (mcrouter's routable requests).
 OPERATIONS = ("add", "append", "cas", "decr", "delete", "flushall", "flushre", "gat", "gats",
@@ -16,36 +16,21 @@ OPERATIONS = ("add", "append", "cas", "decr", "delete", "flushall", "flushre", "
               "set", "touch")
 
 
-class OperationSelectorRoute(RouteHandle):
+class OperationSelectorRoute(SelectorRoute):
     name = "operation-selector"
 
-    def __init__(self, policies: dict[str, RouteHandle],
-                 default: RouteHandle | None = None) -> None:
-        self.policies = policies
-        self.default = default
-        children = list(policies.values()) + ([default] if default is not None else [])
-        self.children = list({id(child): child for child in children}.values())
-
     def select(self, req) -> RouteHandle | None:
-        return self.policies.get(operation(req), self.default)
+        return self.policies.get(operation(req), self.fallback)
 
-    def route(self, req, done) -> None:
-        child = self.select(req)
-        if child is None:
-            done(ErrorReply("unknown"))
-        else:
-            child.route(req, done)
-
-    def traverse(self, req) -> list[RouteHandle]:
-        child = self.select(req)
-        return [child] if child is not None else []
+    def unrouted(self) -> ErrorReply:
+        return ErrorReply("unknown")
 
     def resolve(self, op: str, key: bytes):
-        child = self.policies.get(op, self.default)
+        child = self.policies.get(op, self.fallback)
         return child.resolve(op, key) if child is not None else None
 
     def fixed(self, op: str):
-        child = self.policies.get(op, self.default)
+        child = self.policies.get(op, self.fallback)
         return child.fixed(op) if child is not None else None
 
 

@@ -12,24 +12,25 @@ from __future__ import annotations
 from ..keys import routing_key
 from ..ops import key_of
 from ..results import ErrorReply
-from .base import RouteHandle, register
+from .base import RouteHandle, SelectorRoute, register
 
 NO_ROUTE = "RootRoute: No rh found"
 
 
-class PrefixSelectorRoute(RouteHandle):
+class PrefixSelectorRoute(SelectorRoute):
     name = "prefix-selector"
 
     def __init__(self, policies: dict[bytes, RouteHandle],
                  wildcard: RouteHandle | None = None) -> None:
-        self.policies = policies
-        self.wildcard = wildcard
+        super().__init__(policies, wildcard)
         # Only the lengths that exist are tried, longest first: a dict probe per length.
         self._lengths = sorted({len(prefix) for prefix in policies}, reverse=True)
-        self.children = list(policies.values()) + ([wildcard] if wildcard else [])
 
     def select(self, req) -> RouteHandle | None:
         return self.select_key(key_of(req))
+
+    def unrouted(self) -> ErrorReply:
+        return ErrorReply("local_error", NO_ROUTE)
 
     def resolve(self, op: str, key: bytes):
         child = self.select_key(key)
@@ -43,18 +44,7 @@ class PrefixSelectorRoute(RouteHandle):
                 child = policies.get(key[:length])
                 if child is not None:
                     return child
-        return self.wildcard
-
-    def route(self, req, done) -> None:
-        child = self.select(req)
-        if child is None:
-            done(ErrorReply("local_error", NO_ROUTE))
-        else:
-            child.route(req, done)
-
-    def traverse(self, req) -> list[RouteHandle]:
-        child = self.select(req)
-        return [child] if child is not None else []
+        return self.fallback
 
 
 @register("PrefixSelectorRoute")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import random as _random
 
-from .all_sync import child_list
-from .base import RouteHandle, collapse, register
+from .base import RouteHandle, child_list, collapse, register
 
 
 class RandomRoute(RouteHandle):

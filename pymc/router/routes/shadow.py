@@ -24,7 +24,7 @@ import random
 
 from ..hashing import spooky32
 from ..keys import routing_key
-from ...protocol.meta import MetaRequest
+from ..ops import key_of
 from .base import RouteHandle, in_background, register
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ class ShadowSettings:
         return self.start_index <= index < self.end_index or bool(self.keys)
 
     def should_shadow(self, req) -> bool:
-        key = _full_key(req)
-        if key is not None:
+        key = key_of(req)
+        if key:  # keyless requests (meta no-op) pass on requests_fraction alone
             routed = routing_key(key)
             if self.keys:
                 if routed not in self.keys:
@@ -62,12 +62,6 @@ class ShadowSettings:
             elif not self.key_start <= spooky32(routed, 0) <= self.key_end:
                 return False
         return self.requests_fraction >= _ALWAYS or self.random() < self.requests_fraction
-
-
-def _full_key(req) -> bytes | None:
-    if type(req) is MetaRequest:
-        return req.key if req.command != b"mn" else None
-    return req.keys[0] if req.keys else None
 
 
 class ShadowRoute(RouteHandle):

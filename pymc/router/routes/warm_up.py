@@ -34,7 +34,8 @@ def add_request(key: bytes, flags: int, data: bytes, exptime: int) -> Request:
 
 
 def _value_of(reply):
-    """(flags, data) of a hit, or None when the reply carries no value."""
+    """(flags, data) of a hit, or None when the reply carries no value (a miss, an error, a
+    meta hit without ``v``)."""
     if type(reply) is MetaReply:
         if reply.code != b"VA" or reply.value is None:
             return None
@@ -65,21 +66,26 @@ class WarmUpRoute(RouteHandle):
         else:
             handler(self, req, done)
 
-    def _get(self, req, done) -> None:
+    def _cold_then_warm(self, req, done, warm_answered) -> None:
+        """Ask cold; a hit there is the answer, otherwise warm's reply goes to
+        ``warm_answered``."""
         def cold_answered(reply) -> None:
             if is_hit(reply):
                 done(reply)
             else:
                 self.warm.route(req, warm_answered)
 
+        self.cold.route(req, cold_answered)
+
+    def _get(self, req, done) -> None:
         def warm_answered(reply) -> None:
             done(reply)
-            value = _value_of(reply) if is_hit(reply) else None
+            value = _value_of(reply)
             if value is not None:
                 add = add_request(key_of(req), value[0], value[1], self.exptime)
                 in_background(self.cold, add)
 
-        self.cold.route(req, cold_answered)
+        self._cold_then_warm(req, done, warm_answered)
 
     def _refetch(self, req, done) -> None:
         """gets, gat, gats: warm cold synchronously, then ask cold again."""
@@ -91,7 +97,7 @@ class WarmUpRoute(RouteHandle):
                 return
 
             def warm_answered(reply) -> None:
-                value = _value_of(reply) if is_hit(reply) else None
+                value = _value_of(reply)
                 if value is None:
                     done(cold_reply)
                     return
@@ -104,13 +110,7 @@ class WarmUpRoute(RouteHandle):
         self.cold.route(req, cold_answered)
 
     def _metaget(self, req, done) -> None:
-        def cold_answered(reply) -> None:
-            if is_hit(reply):
-                done(reply)
-            else:
-                self.warm.route(req, done)
-
-        self.cold.route(req, cold_answered)
+        self._cold_then_warm(req, done, done)
 
     _HANDLERS = {"get": _get, "gets": _refetch, "gat": _refetch, "gats": _refetch,
                  "metaget": _metaget}

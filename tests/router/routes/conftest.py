@@ -21,6 +21,10 @@ class Kids(dict):
         self[name] = Recorder(name, reply, deferred)
         return self[name]
 
+    def asked(self, n: int = 3, prefix: str = "k") -> list[int]:
+        """How many requests each of the children ``<prefix>0`` … ``<prefix>{n-1}`` got."""
+        return [len(self[f"{prefix}{i}"].seen) for i in range(n)]
+
 
 @pytest.fixture
 def kids(monkeypatch) -> Kids:

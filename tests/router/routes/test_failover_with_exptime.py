@@ -55,6 +55,27 @@ def test_zero_failover_exptime_leaves_failovers_unwrapped(kids, build):
     assert handle.children == [kids["n"], kids["f"]]
 
 
+@pytest.mark.parametrize("exptime", [-1, -600])
+def test_negative_failover_exptime_leaves_failovers_unwrapped(kids, build, exptime):
+    # mcrouter's getFailoverChildren wraps only for failover_exptime > 0
+    kids.add("n", error("tko"))
+    handle = build({"type": "FailoverWithExptimeRoute", "normal": "Rec|n",
+                    "failover": ["Rec|f1", "Rec|f2"], "failover_exptime": exptime})
+    assert handle.children == [kids["n"], kids["f1"], kids["f2"]]
+    route(handle, set_(exptime=300))
+    assert kids["f1"].seen[0].exptime == 300  # the client's exptime reaches the gutter
+
+
+@pytest.mark.parametrize("exptime", [1, 600])
+def test_positive_failover_exptime_wraps_each_failover(kids, build, exptime):
+    handle = build({"type": "FailoverWithExptimeRoute", "normal": "Rec|n",
+                    "failover": ["Rec|f1", "Rec|f2"], "failover_exptime": exptime})
+    assert handle.children[0] is kids["n"]
+    for wrapped, kid in zip(handle.children[1:], (kids["f1"], kids["f2"])):
+        assert isinstance(wrapped, ModifyExptimeRoute) and wrapped.children == [kid]
+        assert wrapped.name == f"modify-exptime|min|exptime={exptime}"
+
+
 @pytest.mark.parametrize("extra", [{}, {"failover": []}, {"failover": ""}])
 def test_without_failover_it_is_the_normal_route(kids, build, extra):
     json = {"type": "FailoverWithExptimeRoute", "normal": "Rec|n", **extra}

@@ -32,9 +32,9 @@ def hashed(build, n, **options):
 
 def picked(kids, handle, key: bytes, n: int) -> int:
     """Index of the child that received a get for ``key``."""
-    before = [len(kids[f"c{i}"].seen) for i in range(n)]
+    before = kids.asked(n, "c")
     route(handle, get(key))
-    after = [len(kids[f"c{i}"].seen) for i in range(n)]
+    after = kids.asked(n, "c")
     moved = [i for i in range(n) if after[i] != before[i]]
     assert len(moved) == 1
     return moved[0]

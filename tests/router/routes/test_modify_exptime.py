@@ -74,6 +74,16 @@ def test_min_with_zero_is_the_target(kids, build):
     assert isinstance(modify(build, "set", 0), ModifyExptimeRoute)
 
 
+def test_min_with_a_negative_exptime_still_wraps(kids, build):
+    # mcrouter's makeModifyExptimeRoute returns the target only for "min" with 0
+    handle = modify(build, "min", -1)
+    assert isinstance(handle, ModifyExptimeRoute)
+    assert handle.name == "modify-exptime|min|exptime=-1"
+    assert sent(kids, handle, set_(exptime=100)).exptime == -1
+    assert sent(kids, handle, set_(exptime=0)).exptime == -1
+    assert sent(kids, handle, set_(exptime=-5)).exptime == -5
+
+
 def test_traverse(kids, build):
     assert modify(build).traverse(get()) == [kids["t"]]
 

@@ -33,6 +33,11 @@ def test_no_match_without_wildcard_is_mcrouters_error(kids, build):
     assert handle.traverse(get(b"zzz")) == []
 
 
+def test_children_are_listed_once(kids, build):
+    handle = selector(build, policies={"a": "Rec|x", "b": "Rec|x"}, wildcard="Rec|x")
+    assert handle.children == [kids["x"]]
+
+
 def test_wildcard_only(kids, build):
     handle = selector(build, wildcard="Rec|w")
     route(handle, get(b"anything"))
