@@ -8,8 +8,8 @@ memcached), and a data block larger than ``max_value_length`` is skipped, not bu
 
 from __future__ import annotations
 
-from .messages import (MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, Close, Invalid, Request,
-                       StorageHeader)
+from .messages import (MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, NUL, Close, Invalid,
+                       Request, StorageHeader)
 from .numbers import strtoul32
 from .text import LINE_PARSERS, parse_line
 
@@ -207,11 +207,12 @@ def _fast_path(line: bytes):
     head = line[:4]
     if head == b"get ":
         keys = line[4:].split(b" ")
-        if b"" not in keys and b"\0" not in line and max(map(len, keys)) <= MAX_KEY_LENGTH:
+        if b"" not in keys and NUL not in line and (len(line) <= MAX_KEY_LENGTH + 4 or
+                                                     max(map(len, keys)) <= MAX_KEY_LENGTH):
             return Request(b"get", keys)
     elif head == b"set ":
         parts = line.split(b" ")
-        if (len(parts) == 5 and 0 < len(parts[1]) <= MAX_KEY_LENGTH and b"\0" not in line
+        if (len(parts) == 5 and 0 < len(parts[1]) <= MAX_KEY_LENGTH and NUL not in line
                 and parts[2].isdigit() and parts[3].isdigit() and parts[4].isdigit()
                 and len(parts[2]) < 10 and len(parts[3]) < 10 and len(parts[4]) < 10):
             return StorageHeader(Request(b"set", [parts[1]], int(parts[2]), int(parts[3])),

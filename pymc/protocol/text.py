@@ -203,7 +203,7 @@ LINE_PARSERS: dict[bytes, Parser] = {
 
 def parse_line(line: bytes, parsers: dict[bytes, Parser] = LINE_PARSERS) -> Parsed:
     """Parse one command line (without its line ending)."""
-    if b"\0" in line:  # memcached reads the line as a C string
+    if 0 in line:  # memcached reads the line as a C string
         line = line[:line.index(b"\0")]
     tokens = line.split(b" ")
     if b"" in tokens:

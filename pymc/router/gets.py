@@ -16,7 +16,7 @@ mcrouter's multi-op does.
 from __future__ import annotations
 
 from ..protocol.client import RAW_SINGLE_GET, RawGet, frame_request
-from ..protocol.messages import Reply, Request
+from ..protocol.messages import CR, LF, NUL, SPACE, Reply, Request
 from .admin import PREFIX as ADMIN_PREFIX
 from .keys import RoutedKey
 from .results import ErrorReply
@@ -153,7 +153,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     lines.pop()
     for line in lines:
         if line[:4] != b"get " or not 4 < len(line) <= 254 or line[4] in _NOT_PLAIN or \
-                b" " in line[5:] or b"\n" in line or b"\0" in line:
+                SPACE in line[5:] or LF in line or NUL in line:
             return False
     root = proxy.root
     fixed = root.default.fixed("get")
@@ -185,9 +185,9 @@ def forward_get_line(proxy, conn, line: bytes) -> bool:
     """forward_simple_gets for a read holding one ``get`` line (non-pipelined clients):
     the same checks and steps without the list work."""
     key = line[4:-2]
-    if b" " in key:
+    if SPACE in key:
         return _forward_multi(proxy, conn, line)
-    if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or b"\0" in key or b"\r" in key:
+    if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or NUL in key or CR in key:
         return False
     root = proxy.root
     target = root.default.fixed("get")
@@ -224,8 +224,8 @@ def _forward_multi(proxy, conn, data: bytes) -> bool:
     line is forwarded as written, framed, and the reply forwarded as it came."""
     line = data[:-2]
     # Keys are single-space separated, so a key starting with / or _ shows as " /" or " _".
-    if b"  " in line or line[-1:] == b" " or b" /" in line or b" _" in line or \
-            b"\0" in line or b"\r" in line:
+    if line.find(b"  ") >= 0 or line[-1:] == b" " or line.find(b" /") >= 0 or \
+            line.find(b" _") >= 0 or NUL in line or CR in line:
         return False
     target = proxy.root.default.fixed("get")
     if target is None:

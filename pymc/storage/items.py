@@ -5,12 +5,14 @@ Why arrays: a Python object per item costs ~120 bytes more than memcached's own 
 -m limit must hold about as many items as memcached does within a bounded RSS. A slot costs a
 list entry for its key and a few machine words in ``array``s.
 
-The index maps each key straight to its stored bytes: the tail of memcached's get reply,
-`` <flags> <bytes>\\r\\n`` + data + ``\\r\\n``, then a TRAILER of the item's slot number
-(4 bytes, little-endian), its LRU id (1 byte: class * 4 + segment) and its flags (1 byte). No per-item int
-object is needed, and a hit reads the bits with ``stored[-1]``, decoding the slot only when
-the item has a TTL, a flush is pending or the LRU must be told. A hit sends
-``b"VALUE " + key + stored[:-TRAILER]``.
+The index maps each key straight to its stored bytes: the key, then the tail of memcached's
+get reply (`` <flags> <bytes>\r\n`` + data + ``\r\n``), then a trailer of the item's slot
+number (``slot_bytes``, little-endian), its LRU id (1 byte: class * 4 + segment) and its flags
+(1 byte). Like memcached's item, the stored bytes carry their key, so a hit sends
+``b"VALUE "`` and ``stored[:-trailer]`` without building the line. No per-item int object is
+needed, and a hit reads the bits with ``stored[-1]``, decoding the slot only when the item has
+a TTL, a flush is pending or the LRU must be told. Slots take 3 bytes until a table holds 2**24
+of them, then every trailer is rewritten with 4 (an item costs a byte less in the common case).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ LRU_IDS = (MAX_CLASSES + 1) * 4
 TAIL_SEARCH = 5
 #: memcached's ITEM_UPDATE_INTERVAL: access times move at most this often outside fetches.
 UPDATE_INTERVAL = 60
-SLOT_BYTES = 4
-TRAILER = SLOT_BYTES + 2
+SLOT_BYTES = 3
+WIDE_SLOT_BYTES = 4
 _from_bytes = int.from_bytes
 _BYTE = [bytes((n,)) for n in range(256)]
 
@@ -72,6 +74,8 @@ class ItemTable:
         self.hot_max_factor = 0.2
         self.warm_max_factor = 2.0
         self.pinned = -1  # a slot that allocation must not evict (the item being replaced)
+        self.slot_bytes = SLOT_BYTES
+        self.trailer = SLOT_BYTES + 2
         self.evictions_total = 0
         self.reclaimed_total = 0
         self.clear()
@@ -104,11 +108,13 @@ class ItemTable:
         return self.index[self.keys[slot]]  # type: ignore[index]
 
     def block(self, slot: int) -> bytes:
-        """The value block of a live slot (without the trailer)."""
-        return self._stored(slot)[:-TRAILER]
+        """The value block of a live slot (without its key and trailer)."""
+        key = self.keys[slot]
+        return self.index[key][len(key):-self.trailer]  # type: ignore
 
     def set_block(self, slot: int, block: bytes) -> None:
-        self.index[self.keys[slot]] = block + self._stored(slot)[-TRAILER:]  # type: ignore
+        key = self.keys[slot]
+        self.index[key] = b"".join((key, block, self.index[key][-self.trailer:]))  # type: ignore
 
     def bits(self, slot: int) -> int:
         """The item's flags (ACTIVE, FETCHED, HAS_TTL)."""
@@ -141,7 +147,7 @@ class ItemTable:
     def slot(self, key: bytes) -> int:
         """The slot of a key, or -1 (no expiry checks)."""
         stored = self.index.get(key)
-        return -1 if stored is None else _from_bytes(stored[-TRAILER:-2], "little")
+        return -1 if stored is None else _from_bytes(stored[-self.trailer:-2], "little")
 
     def new_slot(self, key: bytes, block: bytes, size: int, class_id: int, exptime: int,
                  cas: int, now: int, bits: int = 0) -> int:
@@ -154,6 +160,8 @@ class ItemTable:
             self.size[slot] = size
         else:
             slot = len(self.keys)
+            if slot >> (8 * self.slot_bytes):
+                self._widen_slots()
             self.keys.append(key)
             self.cas.append(cas)
             self.exptime.append(exptime)
@@ -161,7 +169,7 @@ class ItemTable:
             self.prev.append(-1)
             self.next.append(-1)
             self.size.append(size)
-        self.index[key] = b"".join((block, slot.to_bytes(SLOT_BYTES, "little"),
+        self.index[key] = b"".join((key, block, slot.to_bytes(self.slot_bytes, "little"),
                                     _BYTE[class_id * 4 + HOT],
                                     _BYTE[bits | HAS_TTL if exptime else bits]))
         self.curr_items += 1
@@ -178,7 +186,8 @@ class ItemTable:
         class_id = stored[-2] >> 2
         old_size = self.size[slot]
         self._unlink(slot, stored[-2])
-        self.index[key] = b"".join((block, stored[-TRAILER:-2], _BYTE[class_id * 4 + HOT],  # type: ignore
+        self.index[key] = b"".join((key, block, stored[-self.trailer:-2],  # type: ignore
+                                    _BYTE[class_id * 4 + HOT],
                                     _BYTE[bits | HAS_TTL if exptime else bits]))
         self.cas[slot] = cas
         self.exptime[slot] = exptime
@@ -187,6 +196,16 @@ class ItemTable:
         self.total_bytes += size - old_size
         self.slabs.classes[class_id].requested_bytes += size - old_size  # type: ignore
         self._link(slot, class_id * 4 + HOT, size)
+
+    def _widen_slots(self) -> None:
+        """The table outgrew 3-byte slot numbers: rewrite every trailer with 4."""
+        index = self.index
+        for key, stored in index.items():
+            slot = _from_bytes(stored[-self.trailer:-2], "little")
+            index[key] = b"".join((stored[:-self.trailer],
+                                   slot.to_bytes(WIDE_SLOT_BYTES, "little"), stored[-2:]))
+        self.slot_bytes = WIDE_SLOT_BYTES
+        self.trailer = WIDE_SLOT_BYTES + 2
 
     def remove(self, slot: int) -> None:
         """Unlink an item from the index and its LRU and give its chunks back."""

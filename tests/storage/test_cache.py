@@ -20,8 +20,9 @@ def make(clock, **kwargs) -> Cache:
 
 def get(cache: Cache, key: bytes, with_cas: bool = False):
     out: list[bytes] = []
-    cache.get_into([key], out, with_cas)
-    return out[0] if out else None
+    hits = cache.get_into([key], out, with_cas)
+    assert hits == (1 if out else 0)
+    return b"".join(out) if out else None
 
 
 def test_set_get_and_value_block(clock):
@@ -269,3 +270,17 @@ def test_set_that_runs_out_of_memory_removes_the_old_value(clock):
     assert cache.store(b"set", b"victim", 0, 0, b"x" * 8192) == c.NO_MEMORY
     assert get(cache, b"victim") is None
     assert cache.store(b"add", b"k0", 0, 0, b"x" * 8192) == c.NOT_STORED  # add keeps old
+
+
+def test_slot_numbers_widen_when_the_table_outgrows_them(clock):
+    cache = make(clock)
+    table = cache.table
+    table.slot_bytes, table.trailer = 1, 3  # as if 3-byte slots were full, at 256 slots
+    for n in range(300):
+        cache.store(b"set", b"k%d" % n, n, 0, b"v%d" % n)
+    assert table.slot_bytes == 4 and table.trailer == 6
+    for n in range(300):
+        assert get(cache, b"k%d" % n) == b"VALUE k%d %d %d\r\nv%d\r\n" % (n, n, len(b"%d" % n) + 1, n)
+        assert table.keys[table.slot(b"k%d" % n)] == b"k%d" % n
+    cache.delete(b"k7")
+    assert get(cache, b"k7") is None and table.curr_items == 299
