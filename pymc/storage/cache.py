@@ -168,7 +168,8 @@ class Cache:
         return slot
 
     def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
-        """Append ``VALUE`` blocks for the hits to ``out``; returns the number of hits.
+        """Append ``VALUE`` blocks for the hits to ``out``, two pieces each (``VALUE `` and
+        the rest, so that no line is built); returns the number of hits.
 
         The server's hot path. A hit on an item with no TTL that is already ACTIVE (the usual
         case for a hot key) costs one lookup, one slice and one counter; anything else (a TTL,
