@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
-from .messages import (BAD_FORMAT, ERROR, MAX_KEY_LENGTH, MAX_VALUE_LENGTH, Close, Invalid,
-                       Request, StorageHeader)
+from .messages import (BAD_FORMAT, ERROR, MAX_KEY_LENGTH, MAX_VALUE_LENGTH, NUL, Close,
+                       Invalid, Request, StorageHeader)
 from .meta import META_PARSERS
 from .numbers import strtol32, strtoul32, strtoull
 
@@ -203,7 +203,7 @@ LINE_PARSERS: dict[bytes, Parser] = {
 
 def parse_line(line: bytes, parsers: dict[bytes, Parser] = LINE_PARSERS) -> Parsed:
     """Parse one command line (without its line ending)."""
-    if 0 in line:  # memcached reads the line as a C string
+    if NUL in line:  # memcached reads the line as a C string
         line = line[:line.index(b"\0")]
     tokens = line.split(b" ")
     if b"" in tokens:

@@ -181,9 +181,10 @@ class Cache:
         append = out.append
         started = len(out)
         if with_cas or self.flush_check:
+            index_get = self.table.index.get
             hit = self._hit
             for key in keys:
-                stored = self.table.index.get(key)
+                stored = index_get(key)
                 if stored is not None:
                     hit(key, stored, append, now, with_cas)
         else:
