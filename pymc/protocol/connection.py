@@ -11,7 +11,7 @@ from __future__ import annotations
 from .messages import (MAX_KEY_LENGTH, MAX_LINE_LENGTH, NEED_DATA, NUL, Close, Invalid,
                        Request, StorageHeader)
 from .numbers import strtoul32
-from .text import LINE_PARSERS, parse_line
+from .text import LINE_PARSERS, UNCHECKED_GET_PARSERS, parse_line
 
 BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
 UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
@@ -25,10 +25,13 @@ MAX_MULTIGET_LINE = 8 * 1024 * 1024
 
 class ServerConnection:
     __slots__ = ("_buf", "_pos", "_chunks", "_chunks_len", "_skip", "_header",
-                 "max_value_length", "_parsers", "authenticated", "_auth_length", "closed")
+                 "max_value_length", "_parsers", "_check_get_keys", "authenticated", "_auth_length",
+                 "closed")
 
-    def __init__(self, max_value_length: int = 1024 * 1024,
-                 parsers: dict = LINE_PARSERS) -> None:
+    def __init__(self, max_value_length: int = 1024 * 1024, parsers: dict = LINE_PARSERS,
+                 check_get_keys: bool = True) -> None:
+        """``check_get_keys=False`` passes get/gets/gat/gats keys over 250 bytes through, for a
+        server that refuses them as it looks the keys up, as memcached does."""
         self._buf = b""
         self._pos = 0
         self._chunks: list[bytes] | None = None  # gathering a large data block
@@ -36,7 +39,8 @@ class ServerConnection:
         self._skip = 0                            # bytes of a refused data block still to drop
         self._header: StorageHeader | None = None  # storage line waiting for its data
         self.max_value_length = max_value_length
-        self._parsers = parsers
+        self._parsers = parsers if check_get_keys else {**parsers, **UNCHECKED_GET_PARSERS}
+        self._check_get_keys = check_get_keys
         #: False until an ASCII-auth "set" carrying "user pass" was accepted (-Y).
         self.authenticated = True
         self._auth_length = -1
@@ -101,7 +105,7 @@ class ServerConnection:
         end = eol - 1 if eol - pos > 1 and buf[eol - 1] == 13 else eol
         self._pos = eol + 1
         line = buf[pos:end]
-        parsed = _fast_path(line)
+        parsed = _fast_path(line, self._check_get_keys)
         if parsed is None:
             parsed = parse_line(line, self._parsers)
         kind = type(parsed)
@@ -201,14 +205,15 @@ class ServerConnection:
         return Close("line too long")
 
 
-def _fast_path(line: bytes):
+def _fast_path(line: bytes, check_keys: bool):
     """The two commonest lines, parsed without the general tokenizer: ``get <keys>`` and a plain
     ``set <key> <flags> <exptime> <bytes>``. Anything unusual returns None (general parser)."""
     head = line[:4]
     if head == b"get ":
         keys = line[4:].split(b" ")
-        if b"" not in keys and NUL not in line and (len(line) <= MAX_KEY_LENGTH + 4 or
-                                                     max(map(len, keys)) <= MAX_KEY_LENGTH):
+        if b"" not in keys and NUL not in line and (
+                not check_keys or len(line) <= MAX_KEY_LENGTH + 4
+                or max(map(len, keys)) <= MAX_KEY_LENGTH):
             return Request(b"get", keys)
     elif head == b"set ":
         parts = line.split(b" ")

@@ -8,6 +8,7 @@ memcached 1.6.18's proto_text.c so that odd input gets the same answer.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Union
 
 from .messages import (BAD_FORMAT, ERROR, MAX_KEY_LENGTH, MAX_VALUE_LENGTH, NUL, Close,
@@ -63,25 +64,25 @@ def parse_storage(tokens: list) -> Parsed:
                                  noreply=noreply), length)
 
 
-def _parse_keys(command: bytes, keys: list, exptime: int = 0) -> Parsed:
-    if keys and max(map(len, keys)) > MAX_KEY_LENGTH:
+def _parse_keys(command: bytes, keys: list, exptime: int, check_lengths: bool) -> Parsed:
+    if check_lengths and keys and max(map(len, keys)) > MAX_KEY_LENGTH:
         return Invalid(BAD_FORMAT, drop_pending=True)
     return Request(command, keys, exptime=exptime)
 
 
-def parse_get(tokens: list) -> Parsed:
+def parse_get(tokens: list, check_lengths: bool = True) -> Parsed:
     if len(tokens) < 2:
         return _error()
-    return _parse_keys(tokens[0], tokens[1:])
+    return _parse_keys(tokens[0], tokens[1:], 0, check_lengths)
 
 
-def parse_gat(tokens: list) -> Parsed:
+def parse_gat(tokens: list, check_lengths: bool = True) -> Parsed:
     if len(tokens) < 2:
         return _error()
     exptime = strtol32(tokens[1])
     if exptime is None:
         return Invalid(BAD_EXPTIME)
-    return _parse_keys(tokens[0], tokens[2:], exptime)
+    return _parse_keys(tokens[0], tokens[2:], exptime, check_lengths)
 
 
 def parse_delete(tokens: list) -> Parsed:
@@ -199,6 +200,13 @@ LINE_PARSERS: dict[bytes, Parser] = {
     b"misbehave": _admin(),
     **META_PARSERS,
 }
+
+
+#: For a server that checks the length of get keys itself, as it looks them up (memcached
+#: answers an over-long key with an error only after looking up and counting the keys before it).
+UNCHECKED_GET_PARSERS: dict[bytes, Parser] = {
+    command: partial(LINE_PARSERS[command], check_lengths=False)
+    for command in (b"get", b"gets", b"bget", b"gat", b"gats")}
 
 
 def parse_line(line: bytes, parsers: dict[bytes, Parser] = LINE_PARSERS) -> Parsed:

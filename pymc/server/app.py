@@ -37,7 +37,7 @@ TOO_MANY = b"ERROR Too many open connections\r\n"
 class Connection:
     __slots__ = ("server", "sock", "fd", "parser", "handlers", "reader", "writer", "pending",
                  "paused", "closing", "closed", "first", "last_active", "peer", "listen_addr",
-                 "__weakref__")
+                 "sent_mark", "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, peer, listen_addr: str) -> None:
         self.server = server
@@ -45,7 +45,9 @@ class Connection:
         self.fd = sock.fileno()
         self.peer = peer
         self.listen_addr = listen_addr
-        self.parser = ServerConnection(max_value_length=server.settings.item_size_max)
+        # The cache refuses get keys over 250 bytes as it looks them up, as memcached does.
+        self.parser = ServerConnection(max_value_length=server.settings.item_size_max,
+                                       check_get_keys=False)
         if server.settings.auth_file:
             self.parser.authenticated = False
         self.handlers = server.dispatcher.handlers
@@ -57,6 +59,8 @@ class Connection:
         self.closing = False
         self.closed = False
         self.first = True
+        #: Replies in the output before this index count as sent (see drop_pending).
+        self.sent_mark = 0
         self.last_active = time.monotonic()
         self.reader.start(self.on_readable)
 
@@ -92,6 +96,7 @@ class Connection:
         if self.server.settings.verbosity > 1:  # memcached's -vv command log; never at -v0
             next_event, handlers = verbose.wrap(self, next_event, handlers)
         close = False
+        self.sent_mark = 0
         while True:
             event = next_event()
             if event is NEED_DATA:
@@ -102,6 +107,7 @@ class Connection:
             if len(out) > 64 and sum(map(len, out)) > OUTPUT_HIGH_WATER:
                 self.write(out)
                 out = []
+                self.sent_mark = 0
                 if self.pending:
                     self.paused = True
                     self.reader.stop()
@@ -116,8 +122,9 @@ class Connection:
                 self.reader.stop()
 
     def drop_pending(self, out: list) -> None:
-        """memcached drops replies queued from the same read on some errors."""
-        out.clear()
+        """memcached drops the replies it has queued but not sent on some errors; it sends
+        what is queued whenever a get or mn completes."""
+        del out[self.sent_mark:]
 
     # -- output -------------------------------------------------------------------------------
 

@@ -63,18 +63,26 @@ class Dispatcher:
     # -- items ----------------------------------------------------------------------------------
 
     def get(self, req: Request, out: list, conn) -> bool:
-        self.cache.get_into(req.keys, out)
-        out.append(END)
-        return False
+        return self._end_get(self.cache.get_into(req.keys, out), out, conn)
 
     def gets(self, req: Request, out: list, conn) -> bool:
-        self.cache.get_into(req.keys, out, True)
-        out.append(END)
-        return False
+        return self._end_get(self.cache.get_into(req.keys, out, True), out, conn)
 
     def gat(self, req: Request, out: list, conn) -> bool:
-        self.cache.get_and_touch_into(req.keys, req.exptime, out, req.command == b"gats")
-        out.append(END)
+        hits = self.cache.get_and_touch_into(req.keys, req.exptime, out, req.command == b"gats")
+        return self._end_get(hits, out, conn)
+
+    @staticmethod
+    def _end_get(hits: int, out: list, conn) -> bool:
+        """memcached sends what it has queued once a get completes, so a later error cannot
+        drop those replies; a key over 250 bytes drops the unsent ones and answers with an
+        error (which the next such error drops in turn)."""
+        if hits == c.LONG_KEY:
+            conn.drop_pending(out)
+            out.append(BAD_FORMAT)
+        else:
+            out.append(END)
+            conn.sent_mark = len(out)
         return False
 
     def store(self, req: Request, out: list, conn) -> bool:

@@ -275,6 +275,7 @@ class MetaCommands:
 
     def mn(self, req: MetaRequest, out: list, conn) -> bool:
         out.append(b"MN\r\n")
+        conn.sent_mark = len(out)  # mn makes memcached send what it has queued
         return False
 
 

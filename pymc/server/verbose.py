@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from ..protocol.messages import BAD_FORMAT, Invalid, Request
+from ..protocol.messages import BAD_FORMAT, MAX_KEY_LENGTH, Invalid, Request
 
 GET_COMMANDS = frozenset((b"get", b"bget", b"gets", b"gat", b"gats"))
 META_COMMANDS = frozenset((b"mg", b"ms", b"md", b"ma", b"me", b"mn"))
@@ -101,7 +101,7 @@ def wrap(conn, next_event, handlers):
 
 
 class _CommandLog:
-    __slots__ = ("conn", "fd", "parser", "_next_event", "handlers", "line")
+    __slots__ = ("conn", "fd", "parser", "_next_event", "handlers")
 
     def __init__(self, conn, next_event, handlers) -> None:
         self.conn = conn
@@ -109,7 +109,6 @@ class _CommandLog:
         self.parser = conn.parser
         self._next_event = next_event
         self.handlers = handlers
-        self.line = b""  # the last command line seen, for replies that depend on it
 
     def next_event(self):
         parser = self.parser
@@ -125,7 +124,6 @@ class _CommandLog:
                 line = buf[pos:end]
         event = self._next_event()
         if line is not None:
-            self.line = line
             # memcached prints the line when it parses it, before any data block arrives.
             emit(b"<%d %s\n" % (self.fd, line))
         return event
@@ -149,8 +147,8 @@ class _CommandLog:
         finally:
             if noreply:
                 event.noreply = True
-        if len(out) < start:  # the handler dropped the replies queued before it
-            start = 0
+        if len(out) < start:  # the handler dropped the unsent replies queued before it
+            start = conn.sent_mark
         reply = b"".join(out[start:])
         if noreply:
             del out[start:]
@@ -172,14 +170,11 @@ class _CommandLog:
             return []
         command = event.command
         if kind is Request and command in GET_COMMANDS:
+            if reply == BAD_FORMAT:
+                return _stopped_get_lines(self.conn.server.cache, event.keys)
             return _get_lines(reply)
         if kind is Invalid:
-            first = self.line.split(b" ", 1)[0] if self.line else b""
-            lines = [text for text in reply.split(b"\r\n") if text]
-            if first in GET_COMMANDS and event.line == BAD_FORMAT:
-                # memcached ends a get at the key over 250 bytes, prints END, then the error.
-                return [b"END"] + lines
-            return lines
+            return [text for text in reply.split(b"\r\n") if text]
         if command == b"watch":
             return []  # memcached turns the connection into a log watcher instead
         if command in META_COMMANDS:
@@ -206,6 +201,15 @@ def _get_lines(reply: bytes) -> list[bytes]:
     else:
         lines += [text for text in rest.split(b"\r\n") if text]
     return lines
+
+
+def _stopped_get_lines(cache, keys: list[bytes]) -> list[bytes]:
+    """memcached logs the hits before a key over 250 bytes, END, then the error. The hits are
+    the keys before it still in the cache (a lookup removes what it finds expired)."""
+    looked = next(i for i, key in enumerate(keys) if len(key) > MAX_KEY_LENGTH)
+    index = cache.table.index
+    return ([b"sending key " + key for key in keys[:looked] if key in index]
+            + [b"END", BAD_FORMAT[:-2]])
 
 
 def _current_cas(cache, key: bytes):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..protocol.messages import MAX_KEY_LENGTH
 from .clock import Clock, realtime
 from .items import ACTIVE, HAS_TTL, LRU_IDS, STALE, TOKEN_SENT, ItemTable
 from .slabs import PAGE_BYTES, Slabs, item_size
@@ -22,6 +23,8 @@ DELETED, TOUCHED, NON_NUMERIC = range(6, 9)
 U64 = 2**64
 NEVER = 2**62
 VALUE_PREFIX = b"VALUE "
+#: What get_into and get_and_touch_into return at a key memcached refuses (over 250 bytes).
+LONG_KEY = -1
 _TTL_OR_ACTIVE = HAS_TTL | ACTIVE
 _from_bytes = int.from_bytes
 
@@ -168,45 +171,57 @@ class Cache:
         return slot
 
     def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
-        """Append ``VALUE`` blocks for the hits to ``out``, two pieces each (``VALUE `` and
-        the rest, so that no line is built); returns the number of hits.
+        """Append the ``VALUE`` blocks of the hits to ``out`` as one piece; returns the number
+        of hits, or LONG_KEY (nothing appended) at a key over 250 bytes.
 
-        The server's hot path. A hit on an item with no TTL that is already ACTIVE (the usual
-        case for a hot key) costs one lookup, one slice and one counter; anything else (a TTL,
-        an LRU bump, a pending flush, gets) takes ``_hit``.
+        The server's hot path. The blocks are the stored bytes less their trailer, joined with
+        ``VALUE `` as the separator, so a hit on an item with no TTL that is already ACTIVE (the
+        usual case for a hot key) costs one lookup, one slice and one counter; anything else (a
+        TTL, an LRU bump, a pending flush, gets) takes ``_hit``.
         """
         now = self.clock.now()
         if now >= self._wake_at:
             self._wake(now)
-        append = out.append
-        started = len(out)
+        table = self.table
+        index_get = table.index.get
+        blocks = [b""]  # the join puts "VALUE " before every block after this one
+        append = blocks.append
+        hit = self._hit
         if with_cas or self.flush_check:
-            index_get = self.table.index.get
-            hit = self._hit
             for key in keys:
                 stored = index_get(key)
                 if stored is not None:
                     hit(key, stored, append, now, with_cas)
+                elif len(key) > MAX_KEY_LENGTH:
+                    return self._stop_at_long_key(keys, key, len(blocks) - 1)
         else:
-            table = self.table
-            index_get = table.index.get
             segment_hits = table.segment_hits
-            trailer = table.trailer
-            hit = self._hit
+            cut = slice(None, -table.trailer)
             for key in keys:
                 stored = index_get(key)
                 if stored is None:
+                    if len(key) > MAX_KEY_LENGTH:  # never stored, so only a miss needs the test
+                        return self._stop_at_long_key(keys, key, len(blocks) - 1)
                     continue
                 if stored[-1] & _TTL_OR_ACTIVE != ACTIVE:
                     hit(key, stored, append, now, False)
                     continue
-                append(VALUE_PREFIX)
-                append(stored[:-trailer])
+                append(stored[cut])
                 segment_hits[stored[-2]] += 1
-        hits = (len(out) - started) >> 1
+        hits = len(blocks) - 1
+        if hits:
+            out.append(VALUE_PREFIX.join(blocks))
         self.cmd_get += len(keys)
         self.get_misses += len(keys) - hits
         return hits
+
+    def _stop_at_long_key(self, keys: list[bytes], key: bytes, hits: int) -> int:
+        """memcached looks keys up in order and stops at one over 250 bytes: the keys before it
+        were looked up and count, and the reply is only an error."""
+        looked = keys.index(key)
+        self.cmd_get += looked
+        self.get_misses += looked - hits
+        return LONG_KEY
 
     def _hit(self, key: bytes, stored: bytes, append, now: int, with_cas: bool) -> None:
         """One found item, checked for expiry and flush, sent, counted and bumped."""
@@ -219,7 +234,6 @@ class Cache:
             if (exptime and exptime <= now) or (self.flush_check and self.is_flushed(slot, now)):
                 self.find(key, now)  # removes it and counts get_expired / get_flushed
                 return
-        append(VALUE_PREFIX)
         if with_cas:
             end = stored.index(b"\r\n", len(key))
             append(b"%s %d%s" % (stored[:end], table.cas[slot], stored[end:-trailer]))
@@ -231,13 +245,17 @@ class Cache:
 
     def get_and_touch_into(self, keys: list[bytes], exptime: int, out: list[bytes],
                            with_cas: bool = False) -> int:
-        """gat/gats: like get, setting a new exptime on every hit (counted as touches)."""
+        """gat/gats: like get, setting a new exptime on every hit (counted as touches).
+        At a key over 250 bytes, returns LONG_KEY; the blocks already appended are the
+        caller's to drop."""
         now = self.now()
         new_exptime = realtime(exptime, self.clock)
         table = self.table
         hits = 0
         for key in keys:
             slot = self.find(key, now)
+            if slot < 0 and len(key) > MAX_KEY_LENGTH:
+                return LONG_KEY
             self.cmd_touch += 1
             if slot < 0:
                 self.touch_misses += 1

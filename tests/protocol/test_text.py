@@ -89,9 +89,18 @@ def test_invalid_lines(data, line):
     assert event.line == line
 
 
-def test_get_with_long_key_drops_pending_replies():
-    event = one(b"get a " + b"k" * 251 + b"\r\n")
+@pytest.mark.parametrize("line", [b"get a ", b"gets a ", b"get  a ", b"gat 0 a ", b"bget a "])
+def test_get_with_long_key_drops_pending_replies(line):
+    event = one(line + b"k" * 251 + b"\r\n")
     assert isinstance(event, Invalid) and event.drop_pending
+
+
+@pytest.mark.parametrize("line", [b"get a ", b"gets a ", b"get  a ", b"gat 0 a ", b"bget a "])
+def test_long_get_keys_pass_for_a_server_that_checks_them(line):
+    event = one(line + b"k" * 251 + b"\r\n", check_get_keys=False)
+    assert type(event) is Request and event.keys == [b"a", b"k" * 251]
+    # Other commands' keys are still checked.
+    assert isinstance(one(b"touch " + b"k" * 251 + b" 0\r\n", check_get_keys=False), Invalid)
 
 
 def test_bad_data_chunk_then_rest_is_parsed():

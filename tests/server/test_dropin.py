@@ -174,6 +174,7 @@ COMMANDS = [  # (bytes sent, end of the reply to wait for; b"" for none)
     (b"incr foo 1\r\n", b"\r\n"), (b"delete foo\r\n", b"\r\n"), (b"delete foo\r\n", b"\r\n"),
     (b"version\r\n", b"\r\n"), (b"bogus\r\n", b"\r\n"), (b"set x 0 0 nope\r\n", b"\r\n"),
     (b"get " + b"k" * 251 + b"\r\n", b"\r\n"), (b"stats\r\n", b"END\r\n"),
+    (b"get n nope " + b"k" * 251 + b" n\r\n", b"\r\n"),
     (b"stats settings\r\n", b"END\r\n"), (b"stats reset\r\n", b"\r\n"),
     (b"stats nope\r\n", b"\r\n"), (b"flush_all\r\n", b"\r\n"),
     (b"cache_memlimit 64\r\n", b"\r\n"),

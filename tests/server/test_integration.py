@@ -25,6 +25,33 @@ def test_noreply_hides_replies_and_errors(client):
     assert client.read_all() == b"VALUE a 0 1\r\n2\r\nEND\r\n"
 
 
+LONG = b"y" * 251
+
+
+def test_key_over_250_bytes_ends_a_get_as_memcached_does(client):
+    """memcached 1.6.18 looks up (and counts) the keys before an over-long one, drops the
+    replies it has not sent yet and answers with an error; a completed get (or mn) has sent
+    its reply, so that one stays. Each expectation was recorded from memcached 1.6.18."""
+    assert client.call(b"set a 0 0 1\r\nx\r\n") == b"STORED\r\n"
+    client.send(b"set b 0 0 1\r\nx\r\nget a b " + LONG + b" a\r\n")
+    assert client.read_all() == b"CLIENT_ERROR bad command line format\r\n"
+    client.send(b"get a\r\nset c 0 0 1\r\nx\r\nget a " + LONG + b"\r\n")
+    assert client.read_all() == (b"VALUE a 0 1\r\nx\r\nEND\r\n"
+                                 b"CLIENT_ERROR bad command line format\r\n")
+    client.send(b"touch a 0\r\ngat 0 a " + LONG + b"\r\n")
+    assert client.read_all() == b"CLIENT_ERROR bad command line format\r\n"
+    client.send(b"get " + LONG + b"\r\nget " + LONG + b"\r\n")  # the second drops the first
+    assert client.read_all() == b"CLIENT_ERROR bad command line format\r\n"
+    client.send(b"mn\r\nset c 0 0 1\r\nx\r\nmn\r\nset c 0 0 1\r\nx\r\n"
+                b"gets nope " + LONG + b"\r\n")
+    assert client.read_all() == (b"MN\r\nSTORED\r\nMN\r\n"
+                                 b"CLIENT_ERROR bad command line format\r\n")
+    stats = client.until_end(b"stats\r\n")
+    # a, b; then a, a; then the gat's a as a touch; then gets' nope as a miss
+    for line in (b"cmd_get 5", b"get_hits 4", b"get_misses 1", b"cmd_touch 2", b"touch_hits 2"):
+        assert b"STAT %s\r\n" % line in stats
+
+
 def test_ttl_with_debugtime(client, memcached_server):
     assert client.call(b"set t 0 5 1\r\nx\r\n") == b"STORED\r\n"
     memcached_server.advance_time(4)  # debugtime 4

@@ -33,6 +33,28 @@ def test_set_get_and_value_block(clock):
     assert get(cache, b"k", True) == b"VALUE k 5 3 %d\r\nabc\r\n" % cas
 
 
+@pytest.mark.parametrize("with_cas", [False, True])
+def test_get_stops_at_a_key_over_250_bytes(clock, with_cas):
+    cache = make(clock)
+    cache.store(b"set", b"a", 0, 0, b"x")
+    out: list[bytes] = []
+    keys = [b"a", b"nope", b"a", b"k" * 251, b"a", b"k" * 300]
+    assert cache.get_into(keys, out, with_cas) == c.LONG_KEY
+    assert out == []
+    # memcached looked up the three keys before the long one
+    assert (cache.cmd_get, cache.get_misses) == (3, 1)
+    assert cache.get_into([b"k" * 250], out) == 0 and cache.cmd_get == 4
+
+
+def test_gat_stops_at_a_key_over_250_bytes(clock):
+    cache = make(clock)
+    cache.store(b"set", b"a", 0, 0, b"x")
+    out: list[bytes] = []
+    assert cache.get_and_touch_into([b"a", b"nope", b"k" * 251, b"a"], 100, out) == c.LONG_KEY
+    assert (cache.cmd_touch, cache.touch_misses) == (2, 1)
+    assert cache.table.exptime[cache.table.slot(b"a")] == clock.now() + 100
+
+
 def test_relative_exptime(clock):
     cache = make(clock)
     cache.store(b"set", b"k", 0, 0, b"v")
