@@ -5,6 +5,8 @@ Requests are slotted and cheap to build: the server makes one per command on its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: Byte values for ``in`` tests on bytes: ``b"\0" in line`` first tries the needle as an int
 #: and pays for a TypeError (8x slower on 3.11); use ``find`` for longer needles.
 NUL, CR, LF, SPACE = 0, 13, 10, 32
@@ -160,13 +162,13 @@ class Reply:
 
     __slots__ = ("result", "message", "values", "stats", "number", "raw")
 
-    def __init__(self, result: bytes, message: bytes = b"", values: list | None = None,
-                 stats: list | None = None, number: int | None = None,
+    def __init__(self, result: bytes, message: bytes = b"", values: Sequence = (),
+                 stats: Sequence = (), number: int | None = None,
                  raw: bytes | None = None) -> None:
         self.result = result
         self.message = message
-        self.values = values if values is not None else []
-        self.stats = stats if stats is not None else []
+        self.values = values
+        self.stats = stats
         self.number = number
         #: A RawGet's reply as it came (VALUE blocks and END); ``number`` counts the hits.
         self.raw = raw

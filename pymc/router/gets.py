@@ -146,7 +146,7 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
     """The commonest pipelined read: nothing but ``get <key>`` lines with plain keys (no
     routing prefix, no admin key). They are forwarded as the client wrote them, grouped by
     server, and each reply goes back as it came. False (nothing done) for anything else.
-    A read of one line takes forward_get_line instead (ClientConn.take picks)."""
+    A read of one line takes forward_get_line instead (ClientConn.on_readable picks)."""
     if not data.endswith(b"\r\n"):
         return False
     lines = data.split(b"\r\n")
@@ -156,13 +156,13 @@ def forward_simple_gets(proxy, conn, data: bytes) -> bool:
                 SPACE in line[5:] or LF in line or NUL in line:
             return False
     root = proxy.root
-    fixed = root.default.fixed("get")
+    fixed = root.fixed_get
     if fixed is None:
         targets = [root.resolve("get", line[4:]) for line in lines]
         if None in targets:
             return False
     slots = [conn.slot() for _ in lines]
-    dones = [_filler(conn, slot, proxy, line) for slot, line in zip(slots, lines)]
+    dones = [_filler(conn, slot, proxy, line[4:]) for slot, line in zip(slots, lines)]
     proxy.stats.count(b"get", len(lines))
     if fixed is not None:
         fixed.destination.forward(data, [RAW_SINGLE_GET] * len(dones), dones)
@@ -190,19 +190,19 @@ def forward_get_line(proxy, conn, line: bytes) -> bool:
     if not 0 < len(key) <= 250 or key[0] in _NOT_PLAIN or NUL in key or CR in key:
         return False
     root = proxy.root
-    target = root.default.fixed("get")
+    target = root.fixed_get
     if target is None:
         target = root.resolve("get", key)
         if target is None:
             return False
     slot = [None]
     conn.slots.append(slot)
-    proxy.stats.count(b"get", 1)
-    target.destination.send_get(line, _filler(conn, slot, proxy, line[:-2]))
+    proxy.stats.single_gets += 1
+    target.destination.send_get(line, _filler(conn, slot, proxy, key))
     return True
 
 
-def _filler(conn, slot, proxy, line: bytes):
+def _filler(conn, slot, proxy, key: bytes):
     def done(reply) -> None:
         if reply.raw is not None:
             slot[0] = reply.raw
@@ -210,12 +210,12 @@ def _filler(conn, slot, proxy, line: bytes):
             if slots and slots[0] is slot:
                 conn.drain()
             return
-        req = Request(b"get", [line[4:]])
-        target = proxy.root.resolve("get", line[4:])
+        req = Request(b"get", [key])
+        target = proxy.root.resolve("get", key)
         if target is None:
             _route_one(proxy, conn, slot, req)
         else:
-            _reroute(proxy, req, target, reply, _single_done(conn, slot, line[4:]))
+            _reroute(proxy, req, target, reply, _single_done(conn, slot, key))
     return done
 
 
@@ -227,7 +227,7 @@ def _forward_multi(proxy, conn, data: bytes) -> bool:
     if line.find(b"  ") >= 0 or line[-1:] == b" " or line.find(b" /") >= 0 or \
             line.find(b" _") >= 0 or NUL in line or CR in line:
         return False
-    target = proxy.root.default.fixed("get")
+    target = proxy.root.fixed_get
     if target is None:
         return False
     keys = line[4:].split(b" ")

@@ -16,7 +16,7 @@ from collections import deque
 
 from ..sockets import receive
 from ..protocol.connection import NEED_DATA, ServerConnection
-from ..protocol.messages import ERROR, Request
+from ..protocol.messages import ERROR, LF, Request
 from ..protocol.meta import QUIET_NOMINAL, MetaReply, MetaRequest
 from .gets import error_line, forward_get_line, forward_simple_gets, retrieve
 from .ops import without_quiet
@@ -79,22 +79,18 @@ class ClientConn:
                 self.close()
             return
         try:
-            self.take(data)
+            if data[:4] == b"get " and not self.parser.buffered and \
+                    len(self.slots) < MAX_OUTSTANDING:
+                if data.count(LF) == 1 and data.endswith(b"\r\n"):
+                    if forward_get_line(self.proxy, self, data):
+                        return
+                elif forward_simple_gets(self.proxy, self, data):
+                    return
+            self.parser.receive_data(data)
+            self.process()
         except Exception:  # noqa: BLE001 - a bug must cost this connection, not hang it
             logger.exception("internal error on a client connection; closing it")
             self.close()
-
-    def take(self, data: bytes) -> None:
-        proxy = self.proxy
-        if data[:4] == b"get " and not self.parser.buffered and \
-                len(self.slots) < MAX_OUTSTANDING:
-            if data.find(b"\n") == len(data) - 1 and data[-2:] == b"\r\n":
-                if forward_get_line(proxy, self, data):
-                    return
-            elif forward_simple_gets(proxy, self, data):
-                return
-        self.parser.receive_data(data)
-        self.process()
 
     def process(self) -> None:
         next_event = self.parser.next_event
@@ -160,7 +156,7 @@ class ClientConn:
             except OSError:
                 self.close()
                 return
-            self.pending = data[sent:]
+            self.pending = data[sent:] if sent < len(data) else b""
         if self.pending:
             if not self.blocked:  # the peer is not reading: stop taking its requests
                 self.blocked = True

@@ -117,6 +117,8 @@ class RootRoute(RouteHandle):
     def __init__(self, route_map: RouteMap) -> None:
         self.map = route_map
         self.default = route_map.default
+        #: The destination every plain get key goes to, if it is one (a one-server pool).
+        self.fixed_get = self.default.fixed("get")
 
     def route(self, req, done) -> None:
         key = key_of(req)

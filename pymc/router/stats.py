@@ -74,6 +74,8 @@ class RouterStats:
         self.server = server
         #: requests (keys, for multi-gets) by wire command, counted on the hot path
         self.by_command: dict[bytes, int] = {}
+        #: single-key ``get`` lines forwarded as they came (the hottest path), not in by_command
+        self.single_gets = 0
         self.connections_opened = 0
         self.config_failures = 0
         self.config_last_success = int(time.time())
@@ -88,6 +90,7 @@ class RouterStats:
     def commands(self) -> dict[str, int]:
         """Counts by mcrouter operation name."""
         counts = dict.fromkeys(OPERATIONS, 0)
+        counts["get"] = self.single_gets
         for command, count in self.by_command.items():
             op = _COMMAND_OPS.get(command)
             if op is not None:

@@ -165,6 +165,16 @@ def test_stats_rates_and_counts_are_in_mcroutes_groups(client, router):
     assert "result_error" not in count
 
 
+def test_get_count_counts_keys_on_every_get_path(client, router):
+    before = int(router.stats("count")["cmd_get_count"])
+    for key in (b"c1", b"c2", b"c3"):  # one line per read: the single-get fast path
+        assert client.until_end(b"get %s\r\n" % key) == b"END\r\n"
+    assert client.until_end(b"get c1 c2\r\n") == b"END\r\n"
+    client.send(b"get c1\r\nget c2\r\n")  # one read of simple gets
+    assert client.read_all() == b"END\r\nEND\r\n"
+    assert int(router.stats("count")["cmd_get_count"]) - before == 7
+
+
 def test_flush_all_routed_when_enabled(client):
     assert client.call(b"flush_all\r\n") == b"OK\r\n"
 
