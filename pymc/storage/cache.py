@@ -171,8 +171,9 @@ class Cache:
         return slot
 
     def get_into(self, keys: list[bytes], out: list[bytes], with_cas: bool = False) -> int:
-        """Append the ``VALUE`` blocks of the hits to ``out`` as one piece; returns the number
-        of hits, or LONG_KEY (nothing appended) at a key over 250 bytes.
+        """Append the ``VALUE`` blocks of the hits to ``out`` (as one piece when there are
+        several); returns the number of hits, or LONG_KEY (nothing appended) at a key over
+        250 bytes.
 
         The server's hot path. The blocks are the stored bytes less their trailer, joined with
         ``VALUE `` as the separator, so a hit on an item with no TTL that is already ACTIVE (the
@@ -209,7 +210,10 @@ class Cache:
                 append(stored[cut])
                 segment_hits[stored[-2]] += 1
         hits = len(blocks) - 1
-        if hits:
+        if hits == 1:  # the output's own join copies it once; a join here would copy it twice
+            out.append(VALUE_PREFIX)
+            out.append(blocks[1])
+        elif hits:
             out.append(VALUE_PREFIX.join(blocks))
         self.cmd_get += len(keys)
         self.get_misses += len(keys) - hits
