@@ -245,7 +245,7 @@ class Cache:
             append(stored[:-trailer])
         table.segment_hits[stored[-2]] += 1
         if not bits & ACTIVE:
-            table.bump(slot, now)
+            table.bump(slot, now, key, stored)
 
     def get_and_touch_into(self, keys: list[bytes], exptime: int, out: list[bytes],
                            with_cas: bool = False) -> int:

@@ -266,20 +266,26 @@ class ItemTable:
         if self.atime[slot] < now - UPDATE_INTERVAL:
             self.atime[slot] = now
 
-    def bump(self, slot: int, now: int) -> None:
-        """A fetch of an item: memcached's do_item_bump in segmented mode."""
-        bits = self.bits(slot)
+    def bump(self, slot: int, now: int, key: bytes | None = None,
+             stored: bytes | None = None) -> None:
+        """A fetch of an item: memcached's do_item_bump in segmented mode. A caller that has
+        just looked the item up passes its key and stored bytes: with a large table every
+        further lookup is a cache miss."""
+        if stored is None:
+            key = self.keys[slot]
+            stored = self.index[key]  # type: ignore[index]
+        bits = stored[-1]
         if bits & ACTIVE:
             return
         if not bits & FETCHED:
-            self.set_bits(slot, bits | FETCHED)
+            self.index[key] = stored[:-1] + _BYTE[bits | FETCHED]  # type: ignore[index]
             return
         self.atime[slot] = now
-        if self.segment(slot) == COLD:
+        if stored[-2] & SEGMENT_MASK == COLD:
             # Hits to COLD move to WARM at once (memcached's async bump).
             self.move(slot, WARM)
         else:
-            self.set_bits(slot, bits | ACTIVE)
+            self.index[key] = stored[:-1] + _BYTE[bits | ACTIVE]  # type: ignore[index]
 
     # -- reclaim, juggle, evict ----------------------------------------------------------------
 
