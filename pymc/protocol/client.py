@@ -214,12 +214,14 @@ class ClientConnection:
             third = buf.count(b" ", pos, eol)
             if third == 4:  # VALUE key flags bytes cas
                 last = buf.rfind(b" ", pos, last)
-                length = int(buf[last + 1:buf.find(b" ", last + 1)])
+                field = buf[last + 1:buf.find(b" ", last + 1)]
             elif third == 3:
-                length = int(buf[last + 1:eol])
+                field = buf[last + 1:eol]
             else:
+                field = b""
+            if not field.isdigit():
                 raise ProtocolViolation("bad VALUE line: %r" % buf[pos:eol][:80])
-            pos = eol + 4 + length
+            pos = eol + 4 + int(field)
             if buf.startswith(b"\r\nEND\r\n", pos - 2):  # the last value: no line to find
                 end = pos + 5
                 self._pos = end

@@ -159,23 +159,14 @@ class Destination:
             self._queued(wire, len(dones), now)
 
     def send_get(self, line: bytes, done) -> None:
-        """forward() of one client ``get <key>`` line, the hot path: forward() and _queued()
-        written out for the usual case (up, not TKO, room in the queue)."""
-        waiting = self.waiting
-        if not self.ready or len(waiting) >= self.max_pending:
+        """forward() of one client ``get <key>`` line, the hot path, kept lean."""
+        if not self.ready or len(self.waiting) >= self.max_pending:
             self.forward(line, [RAW_SINGLE_GET], [done])
             return
         self.parser.expect_single_get()
         now = self.loop.now()
-        waiting.append((done, now + self.timeout, None))
-        self.out.append(line)
-        self.out_bytes += len(line)
-        self.stats.sent += 1
-        if not self._timer.active:
-            self._arm_timer(now + self.timeout)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.run_callback(self._flush)
+        self.waiting.append((done, now + self.timeout, None))
+        self._queued(line, 1, now)
 
     def set_policy(self, policy: DestinationPolicy) -> None:
         self.policy = policy

@@ -62,36 +62,27 @@ class Dispatcher:
 
     # -- items ----------------------------------------------------------------------------------
 
-    # memcached sends what it has queued once a get completes, so a later error cannot drop
-    # those replies (conn.sent_mark); a key over 250 bytes drops the unsent ones and answers
-    # with an error, which the next such error drops in turn.
-
     def get(self, req: Request, out: list, conn) -> bool:
-        if self.cache.get_into(req.keys, out) == c.LONG_KEY:
-            return self._long_key(out, conn)
-        out.append(END)
-        conn.sent_mark = len(out)
-        return False
+        return self._end_get(self.cache.get_into(req.keys, out), out, conn)
 
     def gets(self, req: Request, out: list, conn) -> bool:
-        if self.cache.get_into(req.keys, out, True) == c.LONG_KEY:
-            return self._long_key(out, conn)
-        out.append(END)
-        conn.sent_mark = len(out)
-        return False
+        return self._end_get(self.cache.get_into(req.keys, out, True), out, conn)
 
     def gat(self, req: Request, out: list, conn) -> bool:
         hits = self.cache.get_and_touch_into(req.keys, req.exptime, out, req.command == b"gats")
-        if hits == c.LONG_KEY:
-            return self._long_key(out, conn)
-        out.append(END)
-        conn.sent_mark = len(out)
-        return False
+        return self._end_get(hits, out, conn)
 
     @staticmethod
-    def _long_key(out: list, conn) -> bool:
-        conn.drop_pending(out)
-        out.append(BAD_FORMAT)
+    def _end_get(hits: int, out: list, conn) -> bool:
+        """memcached sends what it has queued once a get completes (conn.sent_mark), so a
+        later error cannot drop those replies; a key over 250 bytes drops the unsent ones and
+        answers with an error, which the next such error drops in turn."""
+        if hits == c.LONG_KEY:
+            conn.drop_pending(out)
+            out.append(BAD_FORMAT)
+        else:
+            out.append(END)
+            conn.sent_mark = len(out)
         return False
 
     def store(self, req: Request, out: list, conn) -> bool:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pymc.protocol.client import ClientConnection, serialize_request
+from pymc.protocol.client import RAW_SINGLE_GET, ClientConnection, serialize_request
 from pymc.protocol.connection import ServerConnection
 from pymc.protocol.messages import NEED_DATA, ProtocolViolation, Request, Value
 
@@ -62,6 +62,15 @@ def test_pipelined_replies_in_order(chunk):
 def test_value_containing_crlf_and_end():
     got, _ = replies([Request(b"get", [b"k"])], b"VALUE k 0 6\r\nEND\r\nx\r\nEND\r\n", chunk=3)
     assert got[0].values == [Value(b"k", 0, b"END\r\nx")]
+
+
+@pytest.mark.parametrize("line", [b"VALUE k 0 abc", b"VALUE k 0 -5", b"VALUE k 0", b"VALUE k 0 x 1"])
+def test_forwarded_get_with_a_bad_value_line_is_a_violation(line):
+    conn = ClientConnection()
+    conn.expect([RAW_SINGLE_GET])
+    conn.receive_data(line + b"\r\nxyz\r\nEND\r\n")
+    with pytest.raises(ProtocolViolation):
+        conn.next_event()
 
 
 def test_unexpected_reply_is_a_violation():
